@@ -1,0 +1,39 @@
+# sri — common tasks. `make help` lists them.
+PYTHON ?= python
+STORE ?=
+SEED ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all demo tables figures check-paper omniboard bench lint-docker
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## install sri and everything it needs (keeps an existing CUDA torch; else CPU torch 2.13.0)
+	$(PYTHON) scripts/install.py
+
+test: ## run the test suite (slow tests excluded)
+	$(PYTHON) -m pytest -q
+
+test-all: ## run every test, slow ones included
+	$(PYTHON) -m pytest -q -m ""
+
+demo: ## train SRI and GENv2 on synthetic blocks, then write tables and figures
+	$(PYTHON) -m sri.demo
+
+tables: ## logged runs -> tables/table{1..4}.csv and .md (STORE=dir or mongodb URL)
+	$(PYTHON) -m sri.report tables $(if $(STORE),--store $(STORE))
+
+figures: ## Figure 4/6/12/13/15-style plots from the runs' checkpoints -> figures/
+	$(PYTHON) -m sri.report figures $(if $(STORE),--store $(STORE)) --seed $(SEED)
+
+check-paper: ## compare our results with the paper's (non-zero exit on a failure)
+	$(PYTHON) -m sri.report check-paper $(if $(STORE),--store $(STORE))
+
+omniboard: ## start Omniboard on 127.0.0.1:9000 against the configured MongoDB
+	$(PYTHON) -m sri.report omniboard
+
+bench: ## training-step, conversion and data-loader benchmarks
+	$(PYTHON) -m sri.bench train-step
+	$(PYTHON) -m sri.bench convert
+	$(PYTHON) -m sri.bench loader

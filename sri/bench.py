@@ -1,0 +1,34 @@
+"""Benchmarks: `python -m sri.bench {train-step,convert,loader} [options]`."""
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m sri.bench <benchmark> [options]
+
+benchmarks:
+  train-step   median seconds per training step, steps/s and peak memory (sri.train.bench)
+  convert      TFRecord conversion speed in records/s (sri.data.bench)
+  loader       DataLoader batches/s from a converted cache (sri.data.bench)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the named benchmark."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name == "train-step":
+        from sri.train.bench import main as run
+    elif name in ("convert", "loader"):
+        from sri.data.bench import main as run
+        rest = [name] + rest
+    else:
+        print(f"unknown benchmark {name!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return int(run(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
