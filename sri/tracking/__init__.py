@@ -1,0 +1,20 @@
+"""Run tracking: Sacred observers (MongoDB or file store) and reading runs back."""
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "RunRecord": "sri.tracking.store",
+    "load_runs": "sri.tracking.store",
+    "resolve_store": "sri.tracking.store",
+    "attach_observers": "sri.tracking.observers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing sri.tracking does not import sacred/pymongo until needed.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)
