@@ -77,6 +77,19 @@ def test_server_that_never_answers_times_out(tmp_path):
     assert not srv.running
 
 
+def test_port_in_use_is_reported(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        srv = LocalMongoServer(tmp_path, port=port, binary=sys.executable)
+        with pytest.raises(RuntimeError, match=f"port 127.0.0.1:{port} is already in use"):
+            srv.start()
+    assert not srv.running
+
+
 @needs_server
 def test_url_ping_and_host_port_db(server):
     assert server.running

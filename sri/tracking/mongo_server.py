@@ -43,6 +43,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"port {host}:{port} is already in use (another MongoDB server?): "
+                               f"stop it or choose another port ({exc})") from None
+
+
 def _tail(path: Path, n_chars: int = 3000) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -118,6 +128,8 @@ class LocalMongoServer:
         for _ in range(attempts):
             self.port = self.requested_port or free_port(self.host)
             try:
+                # Otherwise a ping could be answered by whatever already listens there.
+                _check_port_free(self.host, self.port)
                 self._launch()
                 self._wait_ready()
                 atexit.register(self.stop)
