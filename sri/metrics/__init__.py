@@ -1,0 +1,31 @@
+"""Evaluation metrics: ARI-FG, FID (torch-fidelity features, no torchvision needed), bpd, S-Acc."""
+from __future__ import annotations
+
+from sri.metrics.ari import ari_fg, nanmean
+from sri.metrics.bpd import bits_per_dim, nelbo_nats, sri_loss_nats
+from sri.metrics.fid import (
+    INCEPTION_NAME,
+    INCEPTION_WEIGHTS_FILE,
+    INCEPTION_WEIGHTS_URL,
+    FIDStats,
+    InceptionWeightsMissing,
+    build_feature_extractor,
+    cached_stats,
+    extract_features,
+    feature_statistics,
+    fid_between,
+    fid_from_stats,
+    frechet_distance,
+    quantize_uint8,
+    register_feature_extractor,
+    resolve_inception_weights,
+    torch_fidelity_api,
+)
+
+__all__ = [
+    "ari_fg", "nanmean", "bits_per_dim", "nelbo_nats", "sri_loss_nats",
+    "INCEPTION_NAME", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "FIDStats",
+    "InceptionWeightsMissing", "build_feature_extractor", "cached_stats", "extract_features",
+    "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
+    "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
+]
