@@ -1,0 +1,151 @@
+"""Automatic S-Acc: does a (generated or true) segmentation show one physically plausible stack?
+
+The paper labelled 100 generated ShapeStacks scenes by hand ("all blocks in the stack are
+touching each other"). `stack_is_plausible` makes that call from a segment map alone:
+
+1. Segments: each label's 8-connected components; fragments smaller than `min_fragment` of the
+   image are ignored as noise (generated argmax maps are speckled).
+2. Background: a label is background (floor, wall, sky) when its kept pixels touch two or more
+   image borders, or one border while covering `bg_area` of the image. True masks (one
+   background label 0) and generated scenes (floor and walls split over several slots) are
+   handled alike; label values themselves are never used.
+3. Blocks: every remaining component of at least `min_block` of the image is a block (a slot
+   holding two separate objects counts as two blocks). No block at all: implausible.
+4. Stack: blocks sorted by their lowest row (ties: centroid) form the only possible stack order;
+   every block must rest on the next lower one: in at least `min_contact` of the narrower
+   block's width (at least one column), a pixel of the lower block lies at most `tol` rows below
+   the upper block's lowest pixel in that column. Side contact does not count, so two blocks
+   next to each other on the floor are not one stack.
+5. Floor: where the background is split and a floor segment exists (background touching the
+   bottom border but not the top one), the lowest block must have floor, not wall, directly
+   below it (within `tol` rows, or reach the bottom border). With a single background label the
+   floor contact cannot be seen and is not tested.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _as_maps(label_map) -> np.ndarray:
+    a = label_map.detach().cpu().numpy() if isinstance(label_map, Tensor) else np.asarray(label_map)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"expected [B,H,W] integer segment maps, got shape {a.shape} "
+                         f"(argmax generated masks over slots first: masks[:, :, 0].argmax(1))")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"segment maps must be integers, got {a.dtype}")
+    return a
+
+
+def _lowest_rows(mask: np.ndarray) -> np.ndarray:
+    """Per column, the lowest row of `mask` (-1 where the column is empty)."""
+    H = mask.shape[0]
+    rows = np.where(mask, np.arange(H)[:, None], -1)
+    return rows.max(0)
+
+
+def _below_hits(upper: np.ndarray, lower: np.ndarray, tol: int) -> int:
+    """Columns where `lower` has a pixel at most `tol` rows under `upper`'s lowest pixel."""
+    H = upper.shape[0]
+    low = _lowest_rows(upper)
+    cols = np.nonzero(low >= 0)[0]
+    hit = np.zeros(cols.size, dtype=bool)
+    for d in range(1, tol + 1):
+        r = low[cols] + d
+        ok = r < H
+        hit[ok] |= lower[r[ok], cols[ok]]
+    return int(hit.sum())
+
+
+def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float, bg_area: float,
+               min_contact: float) -> bool:
+    H, W = seg.shape
+    n = H * W
+    bg_masks: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    for lab in np.unique(seg):
+        comp, k = ndimage.label(seg == lab, structure=_EIGHT)
+        sizes = np.bincount(comp.ravel(), minlength=k + 1)[1:]
+        keep = np.nonzero(sizes >= max(1.0, min_fragment * n))[0] + 1
+        if keep.size == 0:
+            continue
+        kept = np.isin(comp, keep)
+        borders = int(kept[0].any()) + int(kept[-1].any()) + int(kept[:, 0].any()) + int(kept[:, -1].any())
+        if borders >= 2 or (borders == 1 and kept.sum() >= bg_area * n):
+            bg_masks.append(kept)
+            continue
+        for c in keep:
+            if sizes[c - 1] >= min_block * n:
+                blocks.append(comp == c)
+    if not blocks:
+        return False
+    rows = np.arange(H)[:, None]
+    order = sorted(range(len(blocks)), key=lambda i: (-_lowest_rows(blocks[i]).max(),
+                                                      -float((blocks[i] * rows).sum() / blocks[i].sum())))
+    blocks = [blocks[i] for i in order]
+    for lower, upper in zip(blocks[:-1], blocks[1:]):
+        hits = _below_hits(upper, lower, tol)
+        width = min(int(upper.any(0).sum()), int(lower.any(0).sum()))
+        if hits < max(1, int(np.ceil(min_contact * width))):
+            return False
+    floors = [m for m in bg_masks if m[-1].any() and not m[0].any()]
+    if floors:
+        base = blocks[0]
+        if _lowest_rows(base).max() >= H - 1 - tol:
+            return True  # reaches the bottom border: the floor contact is out of view
+        floor = np.logical_or.reduce(floors)
+        if _below_hits(base, floor, tol) < 1:
+            return False
+    return True
+
+
+def stack_is_plausible(label_map, *, tol: int | None = None, min_fragment: float = 0.001,
+                       min_block: float = 0.002, bg_area: float = 0.2, min_contact: float = 0.15) -> Tensor:
+    """[B,H,W] integer segment maps -> [B] bool: one stack, each block on the next, base on the floor.
+
+    `tol` (rows of slack for "touching") defaults to max(1, H // 32); area thresholds are fractions
+    of the image. See the module docstring for the rules.
+    """
+    maps = _as_maps(label_map)
+    tol = max(1, maps.shape[1] // 32) if tol is None else int(tol)
+    out = [_judge_one(m, tol=tol, min_fragment=min_fragment, min_block=min_block, bg_area=bg_area,
+                      min_contact=min_contact) for m in maps]
+    return torch.tensor(out, dtype=torch.bool)
+
+
+def s_acc(label_maps, **kw: Any) -> float:
+    """S-Acc: the share of scenes whose segment maps show one plausible stack."""
+    ok = stack_is_plausible(label_maps, **kw)
+    if ok.numel() == 0:
+        raise ValueError("S-Acc needs at least one scene")
+    return float(ok.float().mean())
+
+
+def float_one_block(true_mask, *, lift: int | None = None, generator: np.random.Generator | None = None) -> Tensor:
+    """Floating-block perturbation of true masks (0 = background): in each [H,W] map, lift one
+    block that has a block below it by `lift` rows (default max(3, H // 16)), filling the gap with
+    background, so it no longer touches the block below. Maps with a single block are unchanged."""
+    maps = _as_maps(true_mask).copy()
+    rng = generator if generator is not None else np.random.default_rng(0)
+    H = maps.shape[1]
+    lift = max(3, H // 16) if lift is None else int(lift)
+    rows = np.arange(H)[:, None]
+    for m in maps:
+        labels = [lab for lab in np.unique(m) if lab != 0]
+        if len(labels) < 2:
+            continue
+        lowest = {lab: int(np.where(m == lab, rows, -1).max()) for lab in labels}
+        base = max(labels, key=lambda lab: lowest[lab])
+        lab = rng.choice([x for x in labels if x != base])
+        src = m == lab
+        m[src] = 0
+        m[:-lift][src[lift:]] = lab
+    return torch.from_numpy(maps)
