@@ -1,0 +1,134 @@
+"""`python -m sri.report {tables,figures,check-paper,omniboard} [--store S] [--seed N] [--out DIR]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None,
+                   help="run store: a directory (Sacred file store), mongodb://host:port/db or "
+                        "host:port:db (default: $SRI_MONGO_URL, else runs/)")
+
+
+def _order_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all-runs", action="store_true",
+                   help="use every completed run, not only the latest per (row, dataset, seed)")
+    p.add_argument("--order", choices=("auto", "logged", "off"), default="auto",
+                   help="order consistency: logged, else computed from the checkpoint (auto); "
+                        "only logged values; or none")
+    p.add_argument("--order-samples", type=int, default=256,
+                   help="samples per checkpoint for the order-consistency metric (default 256)")
+    p.add_argument("--device", default=None, help="torch device for sampling (default cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m sri.report`."""
+    parser = argparse.ArgumentParser(prog="python -m sri.report",
+                                     description="Logged runs → the paper's tables and figures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tables", help="tables/table{1..4}.csv and .md")
+    _store_arg(p)
+    _order_args(p)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
+    p.add_argument("--out", default="tables", help="output folder (default tables/)")
+
+    p = sub.add_parser("check-paper", help="compare with the paper; non-zero exit on a failure")
+    _store_arg(p)
+    _order_args(p)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
+    p.add_argument("--out", default="tables", help="writes check_paper.md/.csv here (default tables/)")
+    p.add_argument("--rel-tol", type=float, default=0.1,
+                   help="relative tolerance where the paper gives no std (default 0.1 = 10%%)")
+    p.add_argument("--all-datasets", action="store_true",
+                   help="also test the paper's relative claims on non-paper (synthetic) datasets")
+    p.add_argument("--strict", action="store_true", help="also fail when a paper value is missing")
+    p.add_argument("--hide-missing", action="store_true", help="do not list missing results")
+
+    p = sub.add_parser("figures", help="Figure 4/6/12/13/15-style PNGs from the runs' checkpoints")
+    _store_arg(p)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (figures are deterministic)")
+    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--dataset", action="append", default=None, help="only these datasets")
+    p.add_argument("--rows", default=None,
+                   help="comma-separated row names (e.g. sri_mog,genv2_g) for Figure 4")
+    p.add_argument("--fig6-row", default="sri_sa",
+                   help="row whose seeds Figure 6 shows (default sri_sa; falls back to the row "
+                        "with the most seeds)")
+    p.add_argument("--num-samples", type=int, default=8, help="samples per model in Figure 4")
+    p.add_argument("--data-root", default=None, help="dataset cache root for Figure 15")
+    p.add_argument("--device", default=None, help="torch device (default cpu)")
+    p.add_argument("--only", default=None, help="comma-separated figure numbers, e.g. 4,13")
+
+    p = sub.add_parser("omniboard", help="start Omniboard against the configured MongoDB")
+    p.add_argument("--mongo", default=None,
+                   help="mongodb://host:port/db or host:port:db (default $SRI_MONGO_URL, else a "
+                        "local server on 127.0.0.1:27017 with data in .cache/mongo, db 'sri')")
+    p.add_argument("--port", type=int, default=None, help="Omniboard port (default $PORT or 9000)")
+    p.add_argument("--prefix", default=".cache/omniboard", help="npm install prefix")
+    p.add_argument("--mongo-dir", default=".cache/mongo", help="data folder of the local server")
+    p.add_argument("--no-metric-columns", action="store_true",
+                   help="do not add the evaluation metrics as Omniboard metric columns")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("tables", "check-paper"):
+        from sri.report.tables import build_tables
+
+        try:
+            results, paths = build_tables(args.store, args.out, latest_only=not args.all_runs,
+                                          order=args.order, order_samples=args.order_samples,
+                                          order_seed=args.seed, device=args.device)
+        except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if not results:
+            print("warning: no completed runs with final metrics found; the tables show the "
+                  "paper's values only", file=sys.stderr)
+        if args.command == "tables":
+            for path in paths:
+                print(path)
+            return 0
+        from sri.report.check import exit_status, render_checks, run_check, write_checks
+
+        checks = run_check(results, rel_tol=args.rel_tol, all_datasets=args.all_datasets)
+        text = render_checks(checks, show_missing=not args.hide_missing)
+        print(text)
+        out = Path(args.out)
+        (out / "check_paper.md").write_text(text)
+        write_checks(checks, out / "check_paper.csv")
+        return exit_status(checks, strict=args.strict)
+    if args.command == "figures":
+        from sri.report.figures import make_figures
+
+        try:
+            paths = make_figures(args.store, args.out, seed=args.seed, datasets=args.dataset,
+                                 rows=args.rows.split(",") if args.rows else None,
+                                 fig6_row=args.fig6_row, num_samples=args.num_samples,
+                                 data_root=args.data_root, device=args.device,
+                                 only=[int(x) for x in args.only.split(",")] if args.only else None)
+        except (FileNotFoundError, NotADirectoryError, ConnectionError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for path in paths:
+            print(path)
+        if not paths:
+            print("warning: no figures written: no completed run references an existing "
+                  "checkpoint (info['checkpoint'])", file=sys.stderr)
+        return 0
+    if args.command == "omniboard":
+        from sri.report.omniboard import main as omniboard_main
+
+        return omniboard_main(mongo=args.mongo, port=args.port, prefix=args.prefix,
+                              mongo_dir=args.mongo_dir, metric_columns=not args.no_metric_columns)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The paper's tables as data: layouts, our row names → the paper's labels, reported values."""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAPER_RESULTS = Path(__file__).resolve().parents[2] / "tables" / "paper_results.csv"
+PAPER_DATASETS = ("clevr6", "objects_room", "shapestacks")
+DATASET_LABELS = {"clevr6": "CLEVR6", "objects_room": "Objects Room", "shapestacks": "ShapeStacks",
+                  "blocks": "Blocks (synthetic)", "shapes": "Shapes (synthetic)"}
+# Models whose prior is not autoregressive (no generation order to score).
+NON_AUTOREGRESSIVE = frozenset({"emorl"})
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Display name, direction and format of one metric."""
+
+    label: str
+    lower_is_better: bool
+    fmt: str
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fid": MetricSpec("FID", True, "{:.1f}"),
+    "ari_fg": MetricSpec("ARI-FG", False, "{:.3f}"),
+    "nelbo_bpd": MetricSpec("-ELBO (bpd)", True, "{:.3f}"),
+    "sri_loss_bpd": MetricSpec("L_SRI (bpd)", True, "{:.3f}"),
+    "s_acc": MetricSpec("S-Acc (%)", False, "{:.1f}"),
+    "order_consistency": MetricSpec("Order consistency", False, "{:.2f}"),
+}
+EVAL_METRICS = tuple(METRICS)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One paper table: our row names in display order → paper labels, and its column layout."""
+
+    number: int
+    title: str
+    rows: dict[str, str]
+    layout: tuple[tuple[str, tuple[str, ...]], ...]  # (dataset, metrics) in column order
+    row_labels: dict[str, str] = field(default_factory=dict)
+
+    def paper_row(self, row: str) -> str:
+        """The paper's label for our row name (the row name itself when the paper has none)."""
+        return self.rows.get(row, row)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for _, ms in self.layout:
+            seen += [m for m in ms if m not in seen]
+        return tuple(seen)
+
+
+TABLES: dict[int, TableSpec] = {
+    1: TableSpec(1, "SRI-SA* results (ShapeStacks)", {"sri_sa": "SRI-SA*", "sri": "SRI"},
+                 (("shapestacks", ("fid", "ari_fg", "nelbo_bpd")),)),
+    2: TableSpec(2, "Main quantitative results",
+                 {"emorl": "EMORL", "gen": "GEN", "genv2_g": "GENv2-G", "sri_g": "SRI-G",
+                  "genv2_mog": "GENv2-MoG", "sri_mog": "SRI-MoG", "sri_emorl": "SRI-EMORL"},
+                 (("clevr6", ("fid", "ari_fg")), ("objects_room", ("fid", "ari_fg")),
+                  ("shapestacks", ("fid", "ari_fg", "s_acc")))),
+    3: TableSpec(3, "SRI ablations (SRI-G on ShapeStacks)", {"a": "a", "b": "b", "c": "c", "d": "d"},
+                 (("shapestacks", ("fid", "sri_loss_bpd", "s_acc")),),
+                 row_labels={"a": "a) no scene variable", "b": "b) no learned order",
+                             "c": "c) no crossOrderKL", "d": "d) full SRI-G"}),
+    4: TableSpec(4, "Scene variable ablation (ShapeStacks)",
+                 {"gen": "GEN*", "gen_scene": "GEN+s", "genv2": "GENv2*",
+                  "genv2_scene": "GENv2+s", "sri": "SRI"},
+                 (("shapestacks", ("fid", "nelbo_bpd", "s_acc")),),
+                 row_labels={"gen": "GEN", "gen_scene": "GEN + scene variable", "genv2": "GENv2",
+                             "genv2_scene": "GENv2 + scene variable", "sri": "SRI"}),
+}
+
+
+def table_spec(number: int) -> TableSpec:
+    """The spec of paper table `number` (1..4)."""
+    if number not in TABLES:
+        raise ValueError(f"unknown table {number!r}: the paper has tables {sorted(TABLES)}")
+    return TABLES[number]
+
+
+@dataclass(frozen=True)
+class PaperValue:
+    """One reported number; `std` is None where the paper gives none."""
+
+    mean: float
+    std: float | None
+    note: str = ""
+
+
+def _float_or_none(text: str) -> float | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    value = float(text)
+    return None if math.isnan(value) else value
+
+
+def load_paper_results(path: str | Path | None = None) -> dict[tuple[int, str, str, str], PaperValue]:
+    """`tables/paper_results.csv` as {(table, our_row, dataset, metric): PaperValue}."""
+    path = Path(path) if path is not None else PAPER_RESULTS
+    if not path.is_file():
+        raise FileNotFoundError(f"paper results file {path} is missing (it is part of the repository: "
+                                f"restore it with `git checkout -- tables/paper_results.csv`)")
+    inverse = {t: {label: row for row, label in spec.rows.items()} for t, spec in TABLES.items()}
+    out: dict[tuple[int, str, str, str], PaperValue] = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"table", "row", "dataset", "metric", "mean", "std"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} lacks columns {sorted(missing)}")
+        for line in reader:
+            table = int(line["table"])
+            label = line["row"].strip()
+            row = inverse.get(table, {}).get(label)
+            if row is None:
+                raise ValueError(f"{path}: table {table} row label {label!r} is not mapped to one of "
+                                 f"our row names; add it to sri.report.paper.TABLES")
+            mean = _float_or_none(line["mean"])
+            if mean is None:
+                continue
+            out[(table, row, line["dataset"].strip(), line["metric"].strip())] = PaperValue(
+                mean, _float_or_none(line["std"]), (line.get("note") or "").strip())
+    return out

@@ -1,0 +1,332 @@
+"""Logged runs → aggregated results (mean ± std over seeds) → tables/table{N}.csv and .md."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from sri.report.paper import (DATASET_LABELS, EVAL_METRICS, METRICS, NON_AUTOREGRESSIVE, TABLES,
+                              PaperValue, load_paper_results, table_spec)
+
+ORDER_CACHE = Path(".cache") / "order_consistency.json"
+CSV_COLUMNS = ("table", "row", "paper_row", "dataset", "metric", "mean", "std", "n", "paper_mean",
+               "paper_std", "seeds", "run_ids", "paper_note")
+
+
+@dataclass
+class Cell:
+    """Our values of one metric for one (table, row, dataset), one per selected run (seed)."""
+
+    table: int
+    row: str
+    dataset: str
+    metric: str
+    values: list[float] = field(default_factory=list)
+    seeds: list[Any] = field(default_factory=list)
+    run_ids: list[Any] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Population std (ddof=0), as the paper's Table 1 per-seed numbers show it used."""
+        return float(np.std(self.values)) if self.values else float("nan")
+
+
+Results = dict[tuple[int, str, str, str], Cell]
+
+
+# -- selecting runs -----------------------------------------------------------------------------
+def run_table(run: Any) -> int | None:
+    """The paper table of a run: `config["table"]`, else a `tableN` in the experiment name."""
+    table = run.config.get("table")
+    if table is not None:
+        try:
+            return int(table)
+        except (TypeError, ValueError):
+            return None
+    m = re.search(r"table\s*_?(\d+)", run.experiment or "")
+    return int(m.group(1)) if m else None
+
+
+def run_key(run: Any) -> tuple[int, str, str, Any] | None:
+    """(table, row, dataset, seed) of a run, or None when its config lacks them."""
+    table = run_table(run)
+    row, dataset = run.config.get("row"), run.config.get("dataset")
+    if table is None or row is None or dataset is None:
+        return None
+    return table, str(row), str(dataset), run.config.get("seed")
+
+
+def has_final_metrics(run: Any) -> bool:
+    """Whether the run logged at least one evaluation metric."""
+    return any(run.final(m) is not None for m in EVAL_METRICS)
+
+
+def select_runs(runs: Iterable[Any], *, latest_only: bool = True,
+                statuses: Sequence[str] = ("COMPLETED",)) -> list[Any]:
+    """COMPLETED runs with a table/row/dataset config and final metrics; the latest per
+    (table, row, dataset, seed) unless `latest_only` is False."""
+    chosen: dict[Any, Any] = {}
+    kept = []
+    for run in runs:
+        if run.status not in statuses or not has_final_metrics(run):
+            continue
+        key = run_key(run)
+        if key is None:
+            continue
+        if not latest_only:
+            kept.append(run)
+            continue
+        old = chosen.get(key)
+        if old is None or _recency(run) > _recency(old):
+            chosen[key] = run
+    return kept if not latest_only else sorted(chosen.values(), key=_recency)
+
+
+def _recency(run: Any) -> tuple:
+    import datetime as dt
+
+    start = run.start_time or dt.datetime.min
+    rid = run.id if isinstance(run.id, (int, float)) else -1
+    return (start, rid, str(run.id))
+
+
+# -- order consistency from checkpoints ---------------------------------------------------------
+def is_autoregressive(run: Any) -> bool:
+    """Whether the run's model has an autoregressive prior (every model but EMORL)."""
+    return str(run.config.get("model", "")) not in NON_AUTOREGRESSIVE
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def order_from_checkpoint(checkpoint: str | os.PathLike, *, num_samples: int = 256, seed: int = 0,
+                          device: str | None = None, cache: Path | None = ORDER_CACHE) -> float:
+    """Order consistency of the model in `checkpoint` (cached by path, mtime, size, settings)."""
+    from sri.metrics.order import order_consistency_from_model
+
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_mtime_ns}|{stat.st_size}|{num_samples}|{seed}"
+    if cache is not None:
+        stored = _load_cache(cache)
+        if key in stored:
+            return float(stored[key]["order_consistency"])
+    from sri.checkpoint import load_model
+
+    model, _ = load_model(path, map_location=device or "cpu")
+    result = order_consistency_from_model(model, num_samples=num_samples, seed=seed, device=device)
+    if cache is not None:
+        stored = _load_cache(cache)
+        stored[key] = result
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=1, sort_keys=True))
+        os.replace(tmp, cache)
+    return float(result["order_consistency"])
+
+
+def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, order_seed: int = 0,
+                device: str | None = None, cache: Path | None = ORDER_CACHE) -> dict[str, float]:
+    """A run's final evaluation metrics; S-Acc as a percentage; order consistency added from the
+    checkpoint when `order="auto"`, the model is autoregressive and it was not logged."""
+    if order not in ("auto", "logged", "off"):
+        raise ValueError(f"order must be 'auto', 'logged' or 'off', not {order!r}")
+    values = run.final_metrics(EVAL_METRICS)
+    if "s_acc" in values and values["s_acc"] <= 1.0:
+        values["s_acc"] *= 100.0  # a fraction; the paper reports a percentage
+    if order == "off":
+        values.pop("order_consistency", None)
+    elif (order == "auto" and "order_consistency" not in values and is_autoregressive(run)
+          and run.checkpoint and Path(run.checkpoint).is_file()):
+        try:
+            values["order_consistency"] = order_from_checkpoint(
+                run.checkpoint, num_samples=order_samples, seed=order_seed, device=device, cache=cache)
+        except Exception as e:  # a broken checkpoint must not stop the tables
+            warnings.warn(f"run {run.id}: order consistency from {run.checkpoint} failed "
+                          f"({type(e).__name__}: {e}); left out")
+    return values
+
+
+# -- aggregating --------------------------------------------------------------------------------
+def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = "auto",
+                    order_samples: int = 256, order_seed: int = 0, device: str | None = None,
+                    cache: Path | None = ORDER_CACHE) -> Results:
+    """Aggregate the selected runs into cells keyed by (table, row, dataset, metric)."""
+    results: Results = {}
+    for run in select_runs(runs, latest_only=latest_only):
+        table, row, dataset, seed = run_key(run)
+        metrics = run_metrics(run, order=order, order_samples=order_samples, order_seed=order_seed,
+                              device=device, cache=cache)
+        for metric, value in metrics.items():
+            if not math.isfinite(value):
+                continue
+            cell = results.setdefault((table, row, dataset, metric), Cell(table, row, dataset, metric))
+            cell.values.append(value)
+            cell.seeds.append(seed)
+            cell.run_ids.append(run.id)
+    return results
+
+
+def _rows(number: int, results: Results) -> list[str]:
+    spec = table_spec(number)
+    ours = sorted({k[1] for k in results if k[0] == number} - set(spec.rows))
+    return list(spec.rows) + ours
+
+
+def _columns(number: int, results: Results) -> list[tuple[str, str]]:
+    """(dataset, metric) columns: the paper's layout, order consistency where we have it, then
+    the table's metrics on datasets the paper does not have (e.g. synthetic ones)."""
+    spec = table_spec(number)
+    ours = {(k[2], k[3]) for k in results if k[0] == number}
+    cols: list[tuple[str, str]] = []
+    for dataset, metrics in spec.layout:
+        cols += [(dataset, m) for m in metrics]
+        if (dataset, "order_consistency") in ours:
+            cols.append((dataset, "order_consistency"))
+    paper_datasets = [d for d, _ in spec.layout]
+    extra = sorted({d for d, _ in ours} - set(paper_datasets))
+    for dataset in extra:
+        cols += [(dataset, m) for m in spec.metrics + ("order_consistency",) if (dataset, m) in ours]
+    return cols
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return METRICS[metric].fmt.format(value) if metric in METRICS else f"{value:.4g}"
+
+
+def table_lines(number: int, results: Results,
+                paper: dict[tuple[int, str, str, str], PaperValue]) -> list[dict[str, Any]]:
+    """One dict per row × dataset × metric (ours and/or the paper's), in display order."""
+    spec = table_spec(number)
+    lines = []
+    for row in _rows(number, results):
+        for dataset, metric in _columns(number, results):
+            cell = results.get((number, row, dataset, metric))
+            pv = paper.get((number, row, dataset, metric))
+            if cell is None and pv is None:
+                continue
+            lines.append({
+                "table": number, "row": row, "paper_row": spec.paper_row(row), "dataset": dataset,
+                "metric": metric,
+                "mean": cell.mean if cell else None, "std": cell.std if cell else None,
+                "n": cell.n if cell else 0,
+                "paper_mean": pv.mean if pv else None, "paper_std": pv.std if pv else None,
+                "seeds": " ".join(str(s) for s in cell.seeds) if cell else "",
+                "run_ids": " ".join(str(r) for r in cell.run_ids) if cell else "",
+                "paper_note": pv.note if pv else "",
+            })
+    return lines
+
+
+def write_csv(path: Path, lines: list[dict[str, Any]]) -> Path:
+    """Write table lines as CSV (floats with full precision, empty for missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for line in lines:
+            writer.writerow({k: ("" if line[k] is None else
+                                 repr(float(line[k])) if isinstance(line[k], float) else line[k])
+                             for k in CSV_COLUMNS})
+    return path
+
+
+def _mean_std(metric: str, mean: float | None, std: float | None, n: int | None = None) -> str:
+    if mean is None:
+        return "–"
+    text = _fmt(metric, mean)
+    if std is not None:
+        text += f" ± {_fmt(metric, std)}"
+    if n is not None:
+        text += f" (n={n})"
+    return text
+
+
+def render_markdown(number: int, results: Results,
+                    paper: dict[tuple[int, str, str, str], PaperValue]) -> str:
+    """Table `number` laid out like the paper's: ours (mean ± std, n seeds), then the paper's."""
+    spec = table_spec(number)
+    rows, cols = _rows(number, results), _columns(number, results)
+    header = ["Model"] + [f"{DATASET_LABELS.get(d, d)} {METRICS[m].label} {METRICS[m].arrow}"
+                          for d, m in cols]
+    sep = ["---"] + ["---:"] * len(cols)
+
+    def label(row: str) -> str:
+        name = spec.row_labels.get(row, spec.paper_row(row))
+        return f"{name} (`{row}`)"
+
+    out = [f"# Table {number}: {spec.title}", "",
+           "Ours: mean ± std (population std, as in the paper) over n seeds; the latest "
+           "completed run per seed. S-Acc in percent.", "",
+           "| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    for row in rows:
+        cells = []
+        for d, m in cols:
+            c = results.get((number, row, d, m))
+            cells.append(_mean_std(m, c.mean, c.std, c.n) if c else "–")
+        out.append("| " + " | ".join([label(row)] + cells) + " |")
+    out += ["", f"Paper (Table {number}):", "",
+            "| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    for row in spec.rows:
+        cells = []
+        for d, m in cols:
+            pv = paper.get((number, row, d, m))
+            cells.append(_mean_std(m, pv.mean, pv.std) if pv else "–")
+        out.append("| " + " | ".join([label(row)] + cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_tables(results: Results, out_dir: str | os.PathLike = "tables",
+                 paper: dict[tuple[int, str, str, str], PaperValue] | None = None,
+                 tables: Sequence[int] = tuple(TABLES)) -> list[Path]:
+    """Write `table{N}.csv` and `table{N}.md` for each table; returns the paths written."""
+    paper = load_paper_results() if paper is None else paper
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number in tables:
+        written.append(write_csv(out / f"table{number}.csv", table_lines(number, results, paper)))
+        md = out / f"table{number}.md"
+        md.write_text(render_markdown(number, results, paper))
+        written.append(md)
+    return written
+
+
+def build_tables(store: str | os.PathLike | None = None, out_dir: str | os.PathLike = "tables",
+                 *, latest_only: bool = True, order: str = "auto", order_samples: int = 256,
+                 order_seed: int = 0, device: str | None = None,
+                 cache: Path | None = ORDER_CACHE) -> tuple[Results, list[Path]]:
+    """`make tables`: read the runs in `store` and write every table; returns (results, paths)."""
+    from sri.tracking import load_runs
+
+    runs = load_runs(store)
+    results = collect_results(runs, latest_only=latest_only, order=order,
+                              order_samples=order_samples, order_seed=order_seed, device=device,
+                              cache=cache)
+    unknown = sorted({k[0] for k in results} - set(TABLES))
+    if unknown:
+        print(f"warning: runs for tables {unknown} are not part of the paper; ignored", file=sys.stderr)
+    return results, write_tables(results, out_dir)

@@ -1,0 +1,244 @@
+"""Reading Sacred runs back from a file store (`runs/`) or MongoDB (MongoObserver layout)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+DEFAULT_FILE_STORE = "runs"
+DEFAULT_MONGO_DB = "sacred"  # Sacred's MongoObserver default database name
+_HOST_PORT_DB = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d+):(?P<db>[^:/\s]+)$")
+
+
+@dataclass
+class RunRecord:
+    """One Sacred run: config, info, status and logged scalars (`metrics`: name → [(step, value)])."""
+
+    id: Any
+    experiment: str
+    status: str
+    config: dict[str, Any]
+    info: dict[str, Any]
+    metrics: dict[str, list[tuple[int, float]]]
+    start_time: _dt.datetime | None = None
+    stop_time: _dt.datetime | None = None
+    result: Any = None
+    source: str = ""
+
+    def final(self, name: str) -> float | None:
+        """The value logged at the largest step for metric `name` (last logged on ties); None if absent."""
+        series = self.metrics.get(name)
+        if not series:
+            return None
+        best = max(range(len(series)), key=lambda i: (series[i][0], i))
+        return float(series[best][1])
+
+    def final_metrics(self, names: Iterable[str] | None = None) -> dict[str, float]:
+        """`final(name)` for each requested (default: every) metric that was logged."""
+        names = list(self.metrics) if names is None else list(names)
+        out = {}
+        for name in names:
+            value = self.final(name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @property
+    def checkpoint(self) -> str | None:
+        """`info["checkpoint"]`: path of the final checkpoint, if the run recorded one."""
+        ckpt = self.info.get("checkpoint")
+        return str(ckpt) if ckpt else None
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where runs live: `kind` is "file" (with `path`) or "mongo" (with `url` and `db`)."""
+
+    kind: str
+    path: Path | None = None
+    url: str | None = None
+    db: str | None = None
+
+    @property
+    def host_port_db(self) -> str:
+        """Sacred's / Omniboard's `host:port:db` form of a MongoDB store."""
+        if self.kind != "mongo":
+            raise ValueError(f"{self} is not a MongoDB store")
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url or "")
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or 27017
+        return f"{host}:{port}:{self.db}"
+
+    def __str__(self) -> str:
+        return str(self.path) if self.kind == "file" else f"{self.url} (db {self.db})"
+
+
+def resolve_store(store: str | os.PathLike | StoreSpec | None = None) -> StoreSpec:
+    """Interpret `store`: a directory, a `mongodb://host:port/db` URL or `host:port:db`.
+
+    None means `$SRI_MONGO_URL` when set, else the file store `runs/`.
+    """
+    if isinstance(store, StoreSpec):
+        return store
+    if store is None:
+        store = os.environ.get("SRI_MONGO_URL") or DEFAULT_FILE_STORE
+    if isinstance(store, os.PathLike):
+        return StoreSpec("file", path=Path(store))
+    text = str(store).strip()
+    if not text:
+        raise ValueError("empty run store: give a directory, a mongodb:// URL or host:port:db")
+    if text.startswith(("mongodb://", "mongodb+srv://")):
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(text)
+        db = parts.path.lstrip("/") or DEFAULT_MONGO_DB
+        if "/" in db:
+            raise ValueError(f"bad MongoDB URL {text!r}: the path must be a single database name")
+        url = urlunsplit((parts.scheme, parts.netloc, "/", parts.query, ""))
+        return StoreSpec("mongo", url=url, db=db)
+    m = _HOST_PORT_DB.match(text)
+    if m and not Path(text).exists():
+        host = m.group("host")
+        return StoreSpec("mongo", url=f"mongodb://{host}:{m.group('port')}/", db=m.group("db"))
+    return StoreSpec("file", path=Path(text))
+
+
+def load_runs(store: str | os.PathLike | StoreSpec | None = None) -> list[RunRecord]:
+    """Every run in `store` (see `resolve_store`), sorted by id."""
+    spec = resolve_store(store)
+    if spec.kind == "file":
+        return _load_file_store(spec.path)
+    return _load_mongo(spec)
+
+
+# -- file store ---------------------------------------------------------------------------------
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.is_file():
+        return default
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise RuntimeError(f"cannot read {path} ({e}); the run directory may be from a crashed "
+                           f"run: delete it or repair the JSON") from e
+
+
+def _parse_time(value: Any) -> _dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.datetime):
+        return value
+    if isinstance(value, dict) and "$date" in value:  # mongo extended JSON
+        value = value["$date"]
+    if isinstance(value, (int, float)):
+        return _dt.datetime.fromtimestamp(value / 1000.0, tz=_dt.timezone.utc).replace(tzinfo=None)
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1]
+    try:
+        parsed = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # Sacred stores naive UTC times; keep all times naive so they compare.
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _series(entry: dict[str, Any], where: str) -> list[tuple[int, float]]:
+    steps = entry.get("steps") or []
+    values = entry.get("values") or []
+    if len(steps) != len(values):
+        raise RuntimeError(f"{where}: {len(steps)} steps but {len(values)} values")
+    out = []
+    for s, v in zip(steps, values):
+        try:
+            out.append((int(s), float(v)))
+        except (TypeError, ValueError):
+            continue  # a non-numeric value (Sacred allows anything) is not a scalar metric
+    return out
+
+
+def _id_key(r: RunRecord) -> tuple[bool, Any]:
+    return (not isinstance(r.id, int), r.id if isinstance(r.id, int) else str(r.id))
+
+
+def _run_id(name: str) -> Any:
+    return int(name) if name.isdigit() else name
+
+
+def _load_file_store(path: Path | None) -> list[RunRecord]:
+    assert path is not None
+    if not path.exists():
+        raise FileNotFoundError(
+            f"run store {path} does not exist: run an experiment first (e.g. `python "
+            f"experiments/table3_ablation.py with smoke`) or pass --store DIR / a MongoDB URL")
+    if not path.is_dir():
+        raise NotADirectoryError(f"run store {path} is not a directory")
+    records = []
+    for run_dir in path.iterdir():
+        run_json = run_dir / "run.json"
+        if not run_dir.is_dir() or not run_json.is_file() or run_dir.name.startswith("_"):
+            continue
+        run = _read_json(run_json, {})
+        metrics_raw = _read_json(run_dir / "metrics.json", {})
+        metrics = {name: _series(entry, f"{run_dir / 'metrics.json'} [{name}]")
+                   for name, entry in metrics_raw.items() if isinstance(entry, dict)}
+        records.append(RunRecord(
+            id=_run_id(run_dir.name),
+            experiment=str((run.get("experiment") or {}).get("name", "")),
+            status=str(run.get("status", "UNKNOWN")),
+            config=_read_json(run_dir / "config.json", {}),
+            info=_read_json(run_dir / "info.json", {}),
+            metrics=metrics,
+            start_time=_parse_time(run.get("start_time")),
+            stop_time=_parse_time(run.get("stop_time")),
+            result=run.get("result"),
+            source=str(path),
+        ))
+    records.sort(key=_id_key)
+    return records
+
+
+# -- MongoDB ------------------------------------------------------------------------------------
+def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000) -> list[RunRecord]:
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    client = pymongo.MongoClient(spec.url, serverSelectionTimeoutMS=timeout_ms)
+    try:
+        db = client[spec.db]
+        runs = list(db["runs"].find({}, {"captured_out": 0, "experiment.sources": 0,
+                                         "experiment.dependencies": 0, "host": 0}))
+        metrics_by_run: dict[Any, dict[str, list[tuple[int, float]]]] = {}
+        for doc in db["metrics"].find({}):
+            series = _series(doc, f"metrics document {doc.get('_id')}")
+            metrics_by_run.setdefault(doc.get("run_id"), {})[str(doc.get("name"))] = series
+    except PyMongoError as e:
+        raise ConnectionError(f"cannot read runs from MongoDB {spec} ({type(e).__name__}: {e}); "
+                              f"is the server running? (`python -m sri.tracking.mongo_server`)") from e
+    finally:
+        client.close()
+    records = []
+    for doc in runs:
+        info = dict(doc.get("info") or {})
+        records.append(RunRecord(
+            id=doc.get("_id"),
+            experiment=str((doc.get("experiment") or {}).get("name", "")),
+            status=str(doc.get("status", "UNKNOWN")),
+            config=dict(doc.get("config") or {}),
+            info=info,
+            metrics=metrics_by_run.get(doc.get("_id"), {}),
+            start_time=_parse_time(doc.get("start_time")),
+            stop_time=_parse_time(doc.get("stop_time")),
+            result=doc.get("result"),
+            source=str(spec),
+        ))
+    records.sort(key=_id_key)
+    return records
