@@ -206,14 +206,18 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int, object]]:
             raise ValueError(f"unsupported wire type {wt}")
 
 
+_ONE_BYTE = np.dtype([("tl", "<u2"), ("v", "u1")])
+
+
 def _bytes_list(payload: memoryview) -> np.ndarray | list[bytes]:
     """A BytesList: uint8 array when every value is a single byte, else a list of bytes."""
-    arr = np.frombuffer(payload, dtype=np.uint8)
-    if arr.size % 3 == 0 and arr.size:
-        if (arr[0::3] == 0x0A).all() and (arr[1::3] == 0x01).all():
-            return arr[2::3].copy()
-    elif arr.size == 0:
+    if len(payload) == 0:
         return np.zeros(0, np.uint8)
+    if len(payload) % 3 == 0:
+        # each element is (tag 0x0A, length 0x01, value): check tag+length as one uint16 per element
+        s = np.frombuffer(payload, dtype=_ONE_BYTE)
+        if (s["tl"] == 0x010A).all():
+            return s["v"].copy()
     values = [bytes(v) for num, wt, v in _fields(payload) if num == 1 and wt == 2]
     if all(len(v) == 1 for v in values):
         return np.frombuffer(b"".join(values), np.uint8).copy()
