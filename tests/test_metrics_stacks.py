@@ -72,3 +72,26 @@ def test_bad_input():
         stack_is_plausible(torch.zeros(2, 8, 8))
     with pytest.raises(ValueError, match="argmax"):
         stack_is_plausible(torch.zeros(2, 3, 8, 8, dtype=torch.long))
+
+
+def _check_validation(num):
+    from sri.metrics import validate_stack_judge
+
+    r = validate_stack_judge(num=num, seed=0)
+    msg = (f"S-Acc judge on {num} synthetic blocks scenes: plausible(true masks)={r['plausible_true']:.3f}, "
+           f"implausible(one block lifted)={r['implausible_lifted']:.3f}; with split floor/wall and noisy "
+           f"boundaries: {r['plausible_true_noisy']:.3f} / {r['implausible_lifted_noisy']:.3f}")
+    print("\n" + msg)
+    assert r["plausible_true"] >= 0.98 and r["implausible_lifted"] >= 0.98, msg
+    assert r["plausible_true_noisy"] >= 0.95 and r["implausible_lifted_noisy"] >= 0.95, msg
+
+
+def test_validate_stack_judge_500():
+    pytest.importorskip("sri.data.synthetic")
+    _check_validation(500)
+
+
+@pytest.mark.slow
+def test_validate_stack_judge_1000():
+    pytest.importorskip("sri.data.synthetic")
+    _check_validation(1000)

@@ -149,3 +149,55 @@ def float_one_block(true_mask, *, lift: int | None = None, generator: np.random.
         m[src] = 0
         m[:-lift][src[lift:]] = lab
     return torch.from_numpy(maps)
+
+
+def _split_background(maps: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Relabel background 0 as wall (-1) above / floor (-2) below the row where the background
+    colour jumps most, as a generative model that gives floor and wall their own slots would."""
+    out = maps.copy()
+    H = maps.shape[1]
+    rows = np.arange(H)[:, None]
+    for m, img, o in zip(maps, images.astype(np.float64), out):
+        bg = m == 0
+        col = np.stack([img[r][bg[r]].mean(0) if bg[r].any() else img[r].mean(0) for r in range(H)])
+        h0 = int(np.abs(np.diff(col, axis=0)).sum(1).argmax()) + 1
+        o[bg & (rows < h0)] = -1
+        o[bg & (rows >= h0)] = -2
+    return out
+
+
+def _jitter(maps: np.ndarray, rng: np.random.Generator, edge: float = 0.3, speckle: float = 0.01) -> np.ndarray:
+    """Ragged boundaries (a pixel takes a random neighbour's label with prob. `edge`) plus
+    `speckle` of pixels set to a random label in the map, like argmax maps of generated scenes."""
+    B, H, W = maps.shape
+    dy, dx = rng.integers(-1, 2, (2, B, H, W))
+    yy = np.clip(np.arange(H)[None, :, None] + dy, 0, H - 1)
+    xx = np.clip(np.arange(W)[None, None, :] + dx, 0, W - 1)
+    nb = maps[np.arange(B)[:, None, None], yy, xx]
+    out = np.where((nb != maps) & (rng.random(maps.shape) < edge), nb, maps)
+    for o in out:
+        labels = np.unique(o)
+        sp = rng.random(o.shape) < speckle
+        o[sp] = rng.choice(labels, int(sp.sum()))
+    return out
+
+
+def validate_stack_judge(num: int = 1000, seed: int = 0, image_size: int = 64) -> dict[str, float]:
+    """Check the S-Acc judge on `num` synthetic `blocks` scenes (sri.data.synthetic) -> figures.
+
+    `plausible_true`: share of true masks judged plausible; `implausible_lifted`: share judged
+    implausible after `float_one_block` (one block lifted off the one below). The `*_noisy`
+    pair repeats both with floor and wall split into two labels and ragged, speckled boundaries.
+    """
+    from sri.data.synthetic import render_blocks
+
+    scenes = render_blocks(num, image_size, seed=seed)
+    true = scenes.masks.astype(np.int64)
+    lifted = float_one_block(true, generator=np.random.default_rng(seed)).numpy()
+    rng = np.random.default_rng(seed + 1)
+    noisy_true = _jitter(_split_background(true, scenes.images), rng)
+    noisy_lifted = _jitter(_split_background(lifted, scenes.images), rng)
+    rate = lambda maps: float(stack_is_plausible(maps).float().mean())  # noqa: E731
+    return {"num": num, "image_size": image_size, "seed": seed,
+            "plausible_true": rate(true), "implausible_lifted": 1.0 - rate(lifted),
+            "plausible_true_noisy": rate(noisy_true), "implausible_lifted_noisy": 1.0 - rate(noisy_lifted)}
