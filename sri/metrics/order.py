@@ -86,7 +86,8 @@ def order_consistency_from_model(model: torch.nn.Module, *, num_samples: int = 2
                                  batch_size: int = 64, seed: int = 0, temperature: float = 1.0,
                                  device: torch.device | str | None = None,
                                  min_area: float = 0.005) -> dict[str, float]:
-    """Sample `num_samples` scenes with `model.sample` (deterministic given `seed`) and score them."""
+    """Sample `num_samples` scenes with `model.sample` and score them (deterministic given
+    `seed` and `batch_size`: the generator stream is consumed batch by batch)."""
     if not hasattr(model, "sample"):
         raise TypeError(f"{type(model).__name__} has no sample(): order consistency needs a "
                         f"generative (autoregressive) slot model")
