@@ -172,14 +172,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"dataset": "blocks", "image_size": 16, "num_slots": 3, "steps": 4, "batch_size": 4,
               "device": "cpu", "checkpoint_every": 2, "log_every": 1, "eval_every": 0,
               "data_options": {"num": 32}, "num_fid": 16, "num_ari": 8, "num_bpd": 8,
-              "num_sacc": 8, "eval_batch_size": 8, "eval_num": 8,
-              "fid_feature_extractor": "tiny-test", "keep_checkpoints": 2},
+              "num_sacc": 8, "eval_batch_size": 8, "eval_num": 8, "keep_checkpoints": 2},
     # about 6-7 minutes per run on a 2-core CPU (`python -m sri.demo` runs two of them)
     "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 5, "steps": 1500, "batch_size": 16,
              "checkpoint_every": 500, "log_every": 25, "eval_every": 0,
              "data_options": {"num": 2000}, "num_fid": 500, "num_ari": 128, "num_bpd": 256,
-             "num_sacc": 100, "eval_batch_size": 32,
-             "fid_feature_extractor": "tiny-test", "keep_checkpoints": 2},
+             "num_sacc": 100, "eval_batch_size": 32, "keep_checkpoints": 2},
 }
 
 # Flat keys of an experiment config, in the order the Sacred scripts list them.
@@ -244,8 +242,12 @@ def model_options_for(model: str, family_opts: dict[str, Any], row_options: dict
 
 
 def experiment_config(table: int, row: str | None = None, dataset: str | None = None,
-                      preset: str = "paper", seed: int = 0) -> dict[str, Any]:
-    """The full flat config of one run of `table`/`row`/`dataset` under a preset."""
+                      preset: str = "paper", seed: int = 0, *, image_size: int | None = None,
+                      num_slots: int | None = None) -> dict[str, Any]:
+    """The full flat config of one run of `table`/`row`/`dataset` under a preset.
+
+    `image_size`/`num_slots` override the dataset's (and preset's) values in `model_options`.
+    """
     check_preset(preset)
     spec = table_spec(table)
     row = default_row(table) if row is None else row
@@ -264,6 +266,10 @@ def experiment_config(table: int, row: str | None = None, dataset: str | None = 
         metrics = [m for m in metrics if m != "sri_loss_bpd"]
     cfg["final_metrics"] = metrics
     cfg.update(copy.deepcopy({k: v for k, v in PRESETS[preset].items() if k != "dataset"}))
+    if image_size is not None:
+        cfg["image_size"] = image_size
+    if num_slots is not None:
+        cfg["num_slots"] = num_slots
     cfg["model_options"] = model_options_for(rs["model"], fam, rs.get("options", {}),
                                              cfg["image_size"], cfg["num_slots"])
     return cfg

@@ -320,10 +320,12 @@ class Trainer:
                      "num_sacc": c["num_sacc"]}
         else:
             sizes = {k: c["eval_num"] for k in ("num_fid", "num_ari", "num_bpd", "num_sacc")}
+        # evaluate sizes synthetic splits itself; pass only the other data options
+        data_kw = {k: v for k, v in c["data_options"].items() if k != "num"}
         return evaluate(model, dataset=c["dataset"], root=self.data_root(), metrics=tuple(metrics),
                         device=self.device, batch_size=c["eval_batch_size"],
-                        feature_extractor=c["fid_feature_extractor"], progress=self._tty(),
-                        **sizes, **self.dataset_kwargs())
+                        feature_extractor=feature_extractor_name(c["fid_feature_extractor"]),
+                        progress=self._tty(), dataset_kwargs=data_kw or None, **sizes)
 
     # ---- small utilities -------------------------------------------------------------------
     def _tty(self) -> bool:
@@ -621,7 +623,6 @@ class Trainer:
                     if not isinstance(e, (InceptionWeightsMissing, KeyError, FileNotFoundError)):
                         raise
                     msg = f"FID skipped: {e}"
-                    warnings.warn(msg)
                     print(f"[sri] WARNING: {msg}", file=sys.stderr)
                     self._info("fid_skipped", str(e))
             for k, v in results.items():
@@ -643,6 +644,26 @@ class Trainer:
         path = self.run_dir / f"samples_{step:08d}.png"
         write_sample_grid(out.images, out.masks, path)
         self.logger.add_artifact(str(path), name=f"samples_{step:08d}.png")
+
+
+def feature_extractor_name(spec: str) -> str:
+    """A registered FID feature-extractor name; "pkg.module:Class" is imported and registered first."""
+    if ":" not in spec:
+        return spec
+    import importlib
+
+    from sri.metrics import register_feature_extractor
+    from sri.metrics.fid import torch_fidelity_api
+
+    module, cls_name = spec.split(":", 1)
+    if spec not in torch_fidelity_api().registry:
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"fid_feature_extractor={spec!r}: cannot import {cls_name} from "
+                              f"{module} ({e})") from None
+        register_feature_extractor(spec, cls)
+    return spec
 
 
 def threading_is_main() -> bool:

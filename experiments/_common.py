@@ -1,0 +1,135 @@
+"""Shared Sacred plumbing of the table scripts: config scope, named configs, observers, main.
+
+Every hyper-parameter comes from `sri.configs` (the paper's values); this file only exposes them
+as Sacred config entries so that any of them can be overridden with `with key=value`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # running `python experiments/x.py` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from sacred import Experiment  # noqa: E402
+
+import sri.configs as C  # noqa: E402
+from sri.tracking.observers import (SacredRunLogger, attach_observers, configure_capture,  # noqa: E402
+                                    has_file_storage_arg, strip_mongo_args)
+
+
+# Config scope shared by all tables (Sacred reads this function's body; no docstring, or it
+# would become a config entry).
+def table_config(table):
+    preset = "paper"  # paper | smoke (tiny CPU run) | demo (~6 min CPU run on synthetic blocks)
+    row = C.default_row(table)  # a row of this table (see the named configs)
+    dataset = C.default_dataset(table, preset)  # clevr6 | objects_room | shapestacks | blocks | shapes
+    seed = 0
+    _c = C.experiment_config(table, row, dataset, preset, seed)
+    model = _c["model"]  # sri | genv2 | gen | emorl | sri_sa | sri_emorl
+    image_size = _c["image_size"]  # 96 CLEVR6, else 64 (multiple of 16)
+    num_slots = _c["num_slots"]  # K: 7 CLEVR6/Objects Room, 9 ShapeStacks
+    model_options = C.experiment_config(table, row, dataset, preset, seed, image_size=image_size,
+                                        num_slots=num_slots)["model_options"]
+    data_root = _c["data_root"]  # converted datasets; None: $SRI_DATA or ./data (synthetic: in memory)
+    data_options = _c["data_options"]  # extra build_dataset keywords (synthetic: num=)
+    steps = _c["steps"]
+    batch_size = _c["batch_size"]  # global batch (split over DDP processes)
+    optimizer = _c["optimizer"]
+    lr = _c["lr"]
+    lr_warmup_steps = _c["lr_warmup_steps"]
+    lr_decay_every = _c["lr_decay_every"]
+    lr_decay_rate = _c["lr_decay_rate"]
+    grad_clip = _c["grad_clip"]  # 0: no clipping
+    geco_goal = _c["geco_goal"]  # per pixel and channel; x 3HW inside make_gecos
+    geco_lr = _c["geco_lr"]
+    geco_speedup = _c["geco_speedup"]
+    geco_alpha = _c["geco_alpha"]
+    device = _c["device"]  # auto | cpu | cuda | cuda:N
+    amp = _c["amp"]  # False | "bf16"
+    compile = _c["compile"]  # torch.compile the model
+    num_workers = _c["num_workers"]
+    checkpoint_every = _c["checkpoint_every"]
+    keep_checkpoints = _c["keep_checkpoints"]  # 0: keep all
+    run_dir = _c["run_dir"]  # None: runs/checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
+    resume = _c["resume"]  # continue from the latest checkpoint in run_dir
+    max_nonfinite = _c["max_nonfinite"]  # non-finite losses in a row before reloading a checkpoint
+    log_every = _c["log_every"]
+    eval_every = _c["eval_every"]  # 0: no periodic evaluation
+    eval_metrics = _c["eval_metrics"]
+    eval_num = _c["eval_num"]
+    final_metrics = _c["final_metrics"]
+    num_fid = _c["num_fid"]
+    num_ari = _c["num_ari"]
+    num_bpd = _c["num_bpd"]
+    num_sacc = _c["num_sacc"]
+    eval_batch_size = _c["eval_batch_size"]
+    fid_feature_extractor = _c["fid_feature_extractor"]  # name or "module:Class" to register
+    sample_every = _c["sample_every"]
+    progress = _c["progress"]
+    del _c
+
+
+def plain(obj: Any) -> Any:
+    """Sacred's read-only containers -> plain dicts and lists."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Reject bad input before the run starts: unknown row/dataset, invalid values, baselines."""
+    C.row_spec(config["table"], config["row"])
+    C.check_dataset(config["dataset"])
+    C.check_preset(config["preset"])
+    cfg = C.validate_config(config)
+    if cfg["model"] not in C.IMPLEMENTED_MODELS:
+        raise NotImplementedError(
+            f"table {cfg['table']} row {cfg['row']!r} uses model {cfg['model']!r}, which is not "
+            f"implemented yet; implemented rows are those built on SRI/GENv2 (models "
+            f"{', '.join(C.IMPLEMENTED_MODELS)})")
+    return cfg
+
+
+def make_experiment(table: int) -> Experiment:
+    """The Sacred Experiment of one paper table, with row/dataset/preset named configs."""
+    spec = C.table_spec(table)
+    ex = Experiment(spec["name"], base_dir=str(ROOT / "experiments"))
+    configure_capture(ex)
+    ex.add_config(table=int(table))
+    ex.config(table_config)
+    for row in spec["rows"]:
+        ex.add_named_config(row, {"row": row})
+    for ds in C.DATASETS:
+        ex.add_named_config(ds, {"dataset": ds})
+    for preset in C.PRESETS:
+        ex.add_named_config(preset, {"preset": preset})
+
+    @ex.config_hook
+    def _validate(config, command_name, logger):  # noqa: ARG001
+        if command_name == "main":
+            check_config(plain(config))
+        return {}
+
+    @ex.main
+    def main(_config, _run):
+        from sri.train.trainer import train
+
+        config = check_config(plain(_config))
+        return train(config, logger=SacredRunLogger(_run))
+
+    return ex
+
+
+def run(ex: Experiment, argv: list[str] | None = None) -> Any:
+    """Attach observers (MongoDB via -m/$SRI_MONGO_URL, else the file store `runs/`) and run."""
+    argv = list(sys.argv if argv is None else argv)
+    argv, mongo = strip_mongo_args(argv)
+    file_dir = None if has_file_storage_arg(argv) else os.environ.get("SRI_RUNS_DIR", "runs")
+    attach_observers(ex, mongo_url=mongo, file_dir=file_dir)
+    return ex.run_commandline(argv)
