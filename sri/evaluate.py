@@ -89,8 +89,10 @@ class _Data:
         if n < 1:
             raise ValueError(f"{what}: the {split!r} split of {self.name} is empty")
         sub = torch.utils.data.Subset(ds, range(n))
+        # its own generator: creating the iterator must not consume the global RNG stream
         loader = torch.utils.data.DataLoader(sub, batch_size=batch_size, shuffle=False,
-                                             num_workers=self.opts["num_workers"])
+                                             num_workers=self.opts["num_workers"],
+                                             generator=torch.Generator().manual_seed(0))
         return iter(loader), n
 
 
