@@ -75,6 +75,16 @@ class StoreSpec:
         port = parts.port or 27017
         return f"{host}:{port}:{self.db}"
 
+    @property
+    def db_url(self) -> str:
+        """`mongodb://…/db[?options]`: the server URL with the database in its path."""
+        if self.kind != "mongo":
+            raise ValueError(f"{self} is not a MongoDB store")
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url or "")
+        return urlunsplit((parts.scheme, parts.netloc, f"/{self.db}", parts.query, ""))
+
     def __str__(self) -> str:
         return str(self.path) if self.kind == "file" else f"{self.url} (db {self.db})"
 
