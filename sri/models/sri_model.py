@@ -1,0 +1,159 @@
+"""SRI: Segregate (GENESIS-v2), Relate (scene encoder), Imagine (ordered autoregressive slots)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from sri.matching import match
+from sri.models.blocks import BroadcastDecoder
+from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
+from sri.models.outputs import ModelOutput, SampleOutput
+from sri.models.relate import SceneEncoder
+from sri.models.segregation import GenesisV2Segregation
+from sri.objectives import image_nll, kl_normal, kl_std_normal, mc_kl_normal
+
+__all__ = ["SRI"]
+
+
+def _gather_slots(x: Tensor, order: Tensor) -> Tensor:
+    """x `[B, K, ...]` reordered so that position i holds x[:, order[:, i]]."""
+    idx = order.view(*order.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return x.gather(1, idx)
+
+
+class SRI(nn.Module):
+    """The SRI model (paper Sections 3-4). Build it with `sri.models.build_model("sri", ...)`.
+
+    L_seg trains the segregation VAE only; L_SRI sees detached slot samples/means (no gradient into
+    the segregation VAE). With `shared_decoder=False` (the release) L_SRI and sampling use a second
+    decoder of the same architecture; with True they use the segregation decoder (paper text).
+    """
+
+    name = "sri"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.options = dict(options)
+        o = self.options
+        self.image_size = o["image_size"]
+        self.num_slots = o["num_slots"]
+        self.slot_dim = o["slot_dim"]
+        self.scene_dim = o["scene_dim"]
+        self.segregation = GenesisV2Segregation(o["image_size"], o["num_slots"], o["slot_dim"])
+        self.scene_encoder = (SceneEncoder(o["slot_dim"], o["scene_dim"], o["relation_layers"])
+                              if o["scene_variable"] else None)
+        self.prior = AutoregressivePrior(o["slot_dim"], o["scene_dim"], o["scene_variable"])
+        self.posterior = AutoregressivePosterior(o["slot_dim"], o["scene_dim"], o["scene_variable"])
+        self.sri_decoder = None if o["shared_decoder"] else BroadcastDecoder(o["image_size"], o["slot_dim"])
+
+    @property
+    def decoder(self) -> BroadcastDecoder:
+        """The decoder of L_SRI and of sampling."""
+        return self.segregation.decoder if self.sri_decoder is None else self.sri_decoder
+
+    def _nll(self, x: Tensor, log_masks: Tensor, rgb: Tensor, normalized: bool | None = None) -> Tensor:
+        o = self.options
+        norm = o["normalized"] if normalized is None else normalized
+        # float32 even under autocast: sums over 3HW elements
+        return image_nll(x.float(), log_masks.float(), rgb.float(), o["pixel_std"], o["likelihood"], norm)
+
+    def _check_input(self, x: Tensor) -> None:
+        S = self.image_size
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != S or x.shape[3] != S:
+            raise ValueError(f"{self.name} expects images [B, 3, {S}, {S}] in [0, 1]; got "
+                             f"{tuple(x.shape)} (build the model with image_size={x.shape[-1]} "
+                             "or resize the data)")
+
+    def _scene(self, z_o: Tensor) -> tuple[Tensor | None, Tensor]:
+        """Sample s ~ q(s | z_o) and its KL to N(0, I) (zeros without a scene variable)."""
+        if self.scene_encoder is None:
+            return None, z_o.new_zeros(z_o.shape[0])
+        s_mu, s_std = self.scene_encoder(z_o)
+        s = s_mu + s_std * torch.randn_like(s_std)
+        return s, kl_std_normal(s_mu, s_std)
+
+    def _run(self, x: Tensor, normalized: bool | None = None, decode_seg: bool = True) -> ModelOutput:
+        self._check_input(x)
+        o = self.options
+        B, K = x.shape[0], self.num_slots
+        zeros = x.new_zeros(B)
+        # 1. Segregate (trained by L_seg only)
+        seg = self.segregation.encode(x)
+        seg_kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
+        if decode_seg:
+            seg_rgb, seg_logm = self.segregation.decoder.decode_slots(seg.z)
+            seg_nll = self._nll(x, seg_logm, seg_rgb, normalized)
+        # 2. Relate, on detached slot samples
+        mu_o, z_o = seg.mu.detach(), seg.z.detach()
+        s, scene_kl = self._scene(z_o)
+        # 3. Imagine: rollout, match, ordered posterior with correlated variances
+        if o["order_alignment"]:
+            r_z, r_mu, r_std = self.prior.rollout(s, K, batch_size=B, like=x)
+            order = match(o["matching"], r_mu, mu_o)
+        else:
+            order = torch.arange(K, device=x.device).repeat(B, 1)
+        mu_hat = _gather_slots(mu_o, order)
+        q_std = self.posterior(s, mu_hat)
+        z_hat = mu_hat + q_std * torch.randn_like(q_std)
+        p_mu, p_std = self.prior.teacher_forced(s, z_hat)
+        slot_kl = kl_normal(mu_hat, q_std, p_mu, p_std).sum(1)
+        if o["order_alignment"] and o["cross_order_kl"]:
+            cross_kl = kl_normal(mu_hat, q_std, r_mu, r_std).sum(1)
+        else:
+            cross_kl = zeros
+        rgb, logm = self.decoder.decode_slots(z_hat)
+        sri_nll = self._nll(x, logm, rgb, normalized)
+        masks = logm.exp()
+        terms = {"seg_nll": seg_nll if decode_seg else zeros, "seg_kl": seg_kl, "sri_nll": sri_nll,
+                 "scene_kl": scene_kl, "slot_kl": slot_kl, "cross_order_kl": cross_kl}
+        return ModelOutput(
+            terms=terms, recon=(masks * rgb).sum(1), masks=masks, order=order, slot_images=rgb,
+            seg_recon=(seg_logm.exp() * seg_rgb).sum(1) if decode_seg else None,
+            seg_masks=seg_logm.exp() if decode_seg else None, att_masks=seg.att_log_masks.exp(),
+            extras={"z": z_hat, "mu": mu_hat, "seg_z": seg.z})
+
+    def forward(self, x: Tensor) -> ModelOutput:
+        """Full training pass on x `[B, 3, H, W]` in [0, 1]; see `ModelOutput`."""
+        return self._run(x)
+
+    @torch.no_grad()
+    def elbo_terms(self, x: Tensor, normalized: bool = True) -> dict[str, Tensor]:
+        """-ELBO terms of L_SRI per image (no gradients): `nll, scene_kl, slot_kl, cross_order_kl`."""
+        out = self._run(x, normalized=normalized, decode_seg=False)
+        t = out.terms
+        return {"nll": t["sri_nll"], "scene_kl": t["scene_kl"], "slot_kl": t["slot_kl"],
+                "cross_order_kl": t["cross_order_kl"]}
+
+    def _decode_sample(self, z: Tensor) -> SampleOutput:
+        rgb, logm = self.decoder.decode_slots(z)
+        masks = logm.exp()
+        return SampleOutput(images=(masks * rgb).sum(1), masks=masks, slot_images=rgb, z=z)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, num_slots: int | None = None,
+               generator: torch.Generator | None = None) -> SampleOutput:
+        """Unconditional scenes: s ~ N(0, tau^2 I), rollout of `num_slots` (default K) slots, decode."""
+        K = self.num_slots if num_slots is None else int(num_slots)
+        if K < 1 or n < 1:
+            raise ValueError(f"sample needs n >= 1 and num_slots >= 1; got n={n}, num_slots={K}")
+        ref = next(self.parameters())
+        s = None
+        if self.scene_encoder is not None:
+            s = torch.randn(n, self.scene_dim, device=ref.device, dtype=ref.dtype,
+                            generator=generator) * temperature
+        z, _, _ = self.prior.rollout(s, K, batch_size=n, temperature=temperature,
+                                     generator=generator, like=ref)
+        return self._decode_sample(z)
+
+    @torch.no_grad()
+    def imagine(self, x: Tensor, temperature: float = 1.0) -> SampleOutput:
+        """Scene-conditional rollout from s ~ q(s | x) (Figure 15)."""
+        self._check_input(x)
+        seg = self.segregation.encode(x)
+        s, _ = self._scene(seg.z)
+        z, _, _ = self.prior.rollout(s, self.num_slots, batch_size=x.shape[0],
+                                     temperature=temperature, like=x)
+        return self._decode_sample(z)
