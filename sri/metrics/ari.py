@@ -10,6 +10,7 @@ from torch import Tensor
 # Largest dense contingency table (images x true labels x predicted labels) built in one go;
 # beyond it the counts are taken from a sorted (sparse) table instead.
 MAX_DENSE_TABLE = 1 << 24
+SMALL_LABELS = 256
 
 
 def _as_label_tensor(x, name: str) -> Tensor:
@@ -18,6 +19,17 @@ def _as_label_tensor(x, name: str) -> Tensor:
         raise TypeError(f"{name} must hold integer labels, got dtype {t.dtype}; "
                         f"convert with .long() (e.g. masks.argmax(1) for soft masks)")
     return t.long()
+
+
+def _compact(labels: Tensor) -> tuple[Tensor, int, int | None]:
+    """Labels -> (indices 0..n-1, n, index of label 0 or None); small non-negative labels are
+    used as they are (no sort): empty table rows/columns add nothing to the sums."""
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo >= 0 and hi < SMALL_LABELS:
+        return labels, hi + 1, 0
+    uniq, inv = torch.unique(labels, return_inverse=True)
+    zero = torch.nonzero(uniq == 0)
+    return inv, len(uniq), (int(zero[0, 0]) if zero.numel() else None)
 
 
 def ari_fg(true_mask, pred_mask, *, max_dense_table: int = MAX_DENSE_TABLE) -> Tensor:
@@ -38,22 +50,26 @@ def ari_fg(true_mask, pred_mask, *, max_dense_table: int = MAX_DENSE_TABLE) -> T
     t = t.reshape(B, -1)
     p = p.reshape(B, -1)
     fg = t != 0
-    img = torch.arange(B, device=t.device).unsqueeze(1).expand_as(t)[fg]
-    tv, pv = t[fg], p[fg]
     f64 = dict(dtype=torch.float64, device=t.device)
-    n = torch.bincount(img, minlength=B).to(**f64)
-    if tv.numel() == 0:
+    n = fg.sum(1).to(**f64)
+    if not bool(fg.any()):
         return torch.full((B,), math.nan, **f64)
-    # Compact labels over the batch so that the table index stays small.
-    _, ti = torch.unique(tv, return_inverse=True)
-    _, pi = torch.unique(pv, return_inverse=True)
-    T, P = int(ti.max()) + 1, int(pi.max()) + 1
+    ti, T, bg = _compact(t)
+    pi, P, _ = _compact(p)
+    img = torch.arange(B, device=t.device).unsqueeze(1)
     if B * T * P <= max_dense_table:
-        counts = torch.bincount((img * T + ti) * P + pi, minlength=B * T * P).view(B, T, P).to(**f64)
+        # Table over all pixels; the background row (true label 0) is zeroed afterwards, which
+        # avoids gathering the foreground pixels (slow for millions of pixels).
+        counts = torch.bincount(((img * T + ti) * P + pi).flatten(), minlength=B * T * P)
+        counts = counts.view(B, T, P).to(**f64)
+        if bg is not None:
+            counts[:, bg] = 0
         sum_sq = counts.square().sum((1, 2))
         sum_true_sq = counts.sum(2).square().sum(1)
         sum_pred_sq = counts.sum(1).square().sum(1)
     else:
+        img, ti, pi = img.expand_as(t)[fg], ti[fg], pi[fg]
+
         def per_image_sum_sq(key: Tensor, per_image: int) -> Tensor:
             uniq, c = torch.unique(key, return_counts=True)
             return torch.zeros(B, **f64).scatter_add_(0, uniq // per_image, c.to(torch.float64).square())
