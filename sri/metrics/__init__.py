@@ -29,5 +29,13 @@ __all__ = [
     "InceptionWeightsMissing", "build_feature_extractor", "cached_stats", "extract_features",
     "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
     "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
-    "float_one_block", "s_acc", "stack_is_plausible", "validate_stack_judge",
+    "float_one_block", "s_acc", "stack_is_plausible", "validate_stack_judge", "order_consistency",
 ]
+
+
+def __getattr__(name: str):
+    # order_consistency lives in sri.metrics.order (owned by the reporting code); loaded lazily.
+    if name == "order_consistency":
+        from sri.metrics.order import order_consistency
+        return order_consistency
+    raise AttributeError(f"module 'sri.metrics' has no attribute {name!r}")
