@@ -30,11 +30,18 @@ def test_plausible_stack_and_single_block():
 
 def test_gap_side_by_side_two_stacks_and_empty():
     gap = [(50, 60, 20, 40), (36, 46, 24, 36)]  # 4 rows of background between the blocks
-    side = [(50, 60, 10, 25), (50, 60, 25, 40)]  # touching side by side on the floor: not one stack
+    side = [(50, 60, 10, 25), (54, 60, 25, 40)]  # touching side by side on the floor: not one stack
     two = [(50, 60, 5, 20), (40, 50, 8, 16), (50, 60, 40, 55), (40, 50, 43, 52)]
     assert judge(scene(gap), scene(side), scene(two), scene([])) == [False, False, False, False]
     # a one-row gap is within the contact tolerance (argmax boundaries are ragged)
     assert judge(scene([(50, 60, 20, 40), (39, 49, 24, 36)])) == [True]
+
+
+def test_block_split_over_two_slots_is_one_block():
+    faces = [(50, 60, 20, 34), (50, 60, 34, 40), (40, 50, 24, 36)]  # front + side face of the base
+    top_split = [(50, 60, 20, 40), (40, 50, 24, 30), (40, 50, 30, 36)]
+    apart = [(50, 60, 20, 34), (50, 60, 38, 44), (40, 50, 24, 36)]  # 4 columns apart: two blocks
+    assert judge(scene(faces), scene(top_split), scene(apart)) == [True, True, False]
 
 
 def test_labels_do_not_matter():

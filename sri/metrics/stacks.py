@@ -11,6 +11,8 @@ touching each other"). `stack_is_plausible` makes that call from a segment map a
    handled alike; label values themselves are never used.
 3. Blocks: every remaining component of at least `min_block` of the image is a block (a slot
    holding two separate objects counts as two blocks). No block at all: implausible.
+   Side-by-side pieces covering the same rows are merged into one block first (the faces of
+   one block may be given to different slots), see `_merge_split_blocks`.
 4. Stack: blocks sorted by their lowest row (ties: centroid) form the only possible stack order;
    every block must rest on the next lower one: in at least `min_contact` of the narrower
    block's width (at least one column), a pixel of the lower block lies at most `tol` rows below
@@ -65,6 +67,37 @@ def _below_hits(upper: np.ndarray, lower: np.ndarray, tol: int) -> int:
     return int(hit.sum())
 
 
+def _side_contact_rows(a: np.ndarray, b: np.ndarray, tol: int) -> int:
+    """Rows in which `b` has a pixel at most `tol` columns left or right of a pixel of `a`."""
+    near = a.copy()
+    for d in range(1, tol + 1):
+        near[:, d:] |= a[:, :-d]
+        near[:, :-d] |= a[:, d:]
+    return int((near & b).any(1).sum())
+
+
+def _merge_split_blocks(blocks: list[np.ndarray], tol: int) -> list[np.ndarray]:
+    """Merge side-by-side pieces spanning the same rows (>= 70% of the taller piece, touching
+    along >= 50% of the shorter) into one block: a generated scene may give the faces of one
+    block to different slots. Two equal blocks side by side on the floor merge too."""
+    merged = True
+    while merged and len(blocks) > 1:
+        merged = False
+        for i in range(len(blocks)):
+            for j in range(i + 1, len(blocks)):
+                a, b = blocks[i], blocks[j]
+                ra, rb = a.any(1), b.any(1)
+                ha, hb = int(ra.sum()), int(rb.sum())
+                if (int((ra & rb).sum()) >= 0.7 * max(ha, hb)
+                        and _side_contact_rows(a, b, tol) >= 0.5 * min(ha, hb)):
+                    blocks = [m for k, m in enumerate(blocks) if k not in (i, j)] + [a | b]
+                    merged = True
+                    break
+            if merged:
+                break
+    return blocks
+
+
 def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float, bg_area: float,
                min_contact: float) -> bool:
     H, W = seg.shape
@@ -87,6 +120,7 @@ def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: flo
                 blocks.append(comp == c)
     if not blocks:
         return False
+    blocks = _merge_split_blocks(blocks, tol)
     rows = np.arange(H)[:, None]
     order = sorted(range(len(blocks)), key=lambda i: (-_lowest_rows(blocks[i]).max(),
                                                       -float((blocks[i] * rows).sum() / blocks[i].sum())))
