@@ -126,3 +126,22 @@ def test_reads_sacred_mongo_observer(tmp_path):
         assert (m.status, m.experiment, m.config["seed"]) == (f.status, f.experiment, f.config["seed"])
         assert m.metrics == f.metrics and m.checkpoint == f.checkpoint == "c.pt"
         assert abs((m.start_time - f.start_time).total_seconds()) < 1.0
+
+
+def test_checkpoint_path_resolution(tmp_path, monkeypatch):
+    store = tmp_path / "proj" / "runs"
+    ckpt = tmp_path / "proj" / "runs" / "checkpoints" / "final.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    write_run(store, 1, table=3, row="d", dataset="blocks", seed=0, metrics={},
+              info={"checkpoint": "runs/checkpoints/final.pt"})  # relative to the project folder
+    write_run(store, 2, table=3, row="d", dataset="blocks", seed=1, metrics={},
+              info={"checkpoint": str(ckpt)})
+    write_run(store, 3, table=3, row="d", dataset="blocks", seed=2, metrics={},
+              info={"checkpoint": "runs/checkpoints/gone.pt"})
+    monkeypatch.chdir(tmp_path)
+    r1, r2, r3 = load_runs(store)
+    assert r1.checkpoint_path() == store.parent / "runs/checkpoints/final.pt"
+    assert r2.checkpoint_path() == ckpt and r3.checkpoint_path() is None
+    monkeypatch.chdir(tmp_path / "proj")
+    assert load_runs(store)[0].checkpoint_path() == Path("runs/checkpoints/final.pt")

@@ -244,20 +244,6 @@ class FigureRun:
         return f"{name} (table {self.table}, seed {self.seed})"
 
 
-def _find_checkpoint(run: Any) -> Path | None:
-    ckpt = run.checkpoint
-    if not ckpt:
-        return None
-    candidates = [Path(ckpt)]
-    if run.source and not Path(ckpt).is_absolute():
-        store = Path(run.source)
-        candidates += [store / ckpt, store.parent / ckpt, store / str(run.id) / ckpt]
-    for c in candidates:
-        if c.is_file():
-            return c
-    return None
-
-
 def figure_runs(runs: Iterable[Any]) -> list[FigureRun]:
     """Latest completed run per (table, row, dataset, seed) whose checkpoint exists."""
     from sri.report.tables import run_key, _recency
@@ -271,7 +257,7 @@ def figure_runs(runs: Iterable[Any]) -> list[FigureRun]:
             chosen[key] = run
     out = []
     for key, run in sorted(chosen.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        ckpt = _find_checkpoint(run)
+        ckpt = run.checkpoint_path()
         if ckpt is not None:
             out.append(FigureRun(*key, run=run, checkpoint=ckpt))
     return out

@@ -158,10 +158,10 @@ def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, orde
     if order == "off":
         values.pop("order_consistency", None)
     elif (order == "auto" and "order_consistency" not in values and is_autoregressive(run)
-          and run.checkpoint and Path(run.checkpoint).is_file()):
+          and run.checkpoint_path() is not None):
         try:
             values["order_consistency"] = order_from_checkpoint(
-                run.checkpoint, num_samples=order_samples, seed=order_seed, device=device, cache=cache)
+                run.checkpoint_path(), num_samples=order_samples, seed=order_seed, device=device, cache=cache)
         except Exception as e:  # a broken checkpoint must not stop the tables
             warnings.warn(f"run {run.id}: order consistency from {run.checkpoint} failed "
                           f"({type(e).__name__}: {e}); left out")

@@ -53,6 +53,22 @@ class RunRecord:
         ckpt = self.info.get("checkpoint")
         return str(ckpt) if ckpt else None
 
+    def checkpoint_path(self) -> Path | None:
+        """The final checkpoint as an existing file: the path as logged (absolute or relative to
+        the working directory), else relative to the file store or its parent; None if not found."""
+        ckpt = self.checkpoint
+        if not ckpt:
+            return None
+        path = Path(ckpt)
+        candidates = [path]
+        if not path.is_absolute() and self.source and "://" not in self.source:
+            store = Path(self.source)
+            candidates += [store.parent / path, store / path]
+        for c in candidates:
+            if c.is_file():
+                return c
+        return None
+
 
 @dataclass(frozen=True)
 class StoreSpec:
