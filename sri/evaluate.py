@@ -276,8 +276,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="fid,ari_fg,nelbo_bpd",
                    help=f"comma-separated, from {','.join(METRICS)} (default: %(default)s)")
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's config['dataset'])")
-    p.add_argument("--data-root", help="converted dataset cache (default: config['data_root']; "
-                                       "synthetic datasets are generated on the fly without one)")
+    p.add_argument("--data-root", help="converted dataset cache (default: config['data_root'], else "
+                                       "$SRI_DATA or ./data; synthetic datasets are generated on the "
+                                       "fly unless $SRI_DATA_SYNTHETIC names a cache)")
     p.add_argument("--out", help="results JSON (default: <checkpoint>.eval.json beside the checkpoint)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -342,9 +343,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     root = args.data_root or config.get("data_root")
+    if root is None:  # as the trainer: $SRI_DATA (default ./data) for real datasets
+        root = (os.environ.get("SRI_DATA_SYNTHETIC") or None) if dataset in SYNTHETIC \
+            else os.environ.get("SRI_DATA", "data")
+    from sri.data.errors import DataError
+
     try:
         results = _run_cli_evaluate(model, args, dataset, root, metrics, device)
-    except (InceptionWeightsMissing, KeyError) as e:  # missing weights / unknown extractor or split
+    except (InceptionWeightsMissing, KeyError, DataError) as e:  # weights / extractor / dataset
         print(f"sri evaluate: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 2
     for name, value in results.items():

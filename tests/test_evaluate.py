@@ -174,3 +174,9 @@ def test_bad_arguments(checkpoint, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
     with pytest.raises(TypeError, match="unknown option"):
         evaluate(nn.Linear(1, 1), dataset="blocks", bogus=1)
+
+
+def test_cli_missing_real_dataset(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRI_DATA", str(tmp_path / "nodata"))
+    rc = main([str(checkpoint), "--metrics", "ari_fg", "--dataset", "clevr6", "--device", "cpu", "--no-progress"])
+    assert rc == 2 and "clevr6" in capsys.readouterr().err
