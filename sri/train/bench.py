@@ -1,0 +1,89 @@
+"""`python -m sri.bench train-step`: median seconds per training step, steps/s and peak memory."""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+__all__ = ["main", "bench_train_step"]
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: int = 64,
+                     num_slots: int = 9, batch_size: int = 32, steps: int = 5, warmup: int = 1,
+                     device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
+                     channels_last: bool = False, seed: int = 0) -> dict[str, float]:
+    """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
+    from sri.models import build_model
+    from sri.train.step import make_gecos, train_step
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available")
+    net = build_model(model, image_size=image_size, num_slots=num_slots, likelihood=likelihood).to(dev)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    gecos = make_gecos(net, goal_per_element=0.5655 if likelihood == "mog" else -0.353)
+    x = torch.rand(batch_size, 3, image_size, image_size, device=dev)
+    dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype]
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    times = []
+    for i in range(warmup + steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        train_step(net, x, opt, gecos, amp_dtype=dtype)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    peak = (torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else _peak_rss_mib())
+    return {"median_s": med, "best_s": min(times), "steps_per_s": 1.0 / med, "peak_mib": peak,
+            "threads": torch.get_num_threads(), "steps": len(times)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: prints median seconds per step, steps/s and peak memory."""
+    p = argparse.ArgumentParser(prog="python -m sri.bench train-step", description=__doc__)
+    p.add_argument("--model", default="sri", choices=["sri", "genv2"])
+    p.add_argument("--likelihood", default="mog", choices=["mog", "gaussian"])
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--num-slots", type=int, default=9)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--amp", default=None, choices=["bf16", "fp16"], help="autocast dtype (default off)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    a = p.parse_args(argv)
+    r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
+                         a.warmup, a.device, a.threads, a.amp, a.channels_last)
+    mem = "peak CUDA memory allocated" if a.device.startswith("cuda") else "peak RSS"
+    print(f"train-step model={a.model} likelihood={a.likelihood} image={a.image_size} K={a.num_slots} "
+          f"batch={a.batch_size} device={a.device} threads={r['threads']} steps={r['steps']} "
+          f"(pid {os.getpid()})")
+    print(f"median {r['median_s']:.3f} s/step (best {r['best_s']:.3f}), {r['steps_per_s']:.3f} steps/s, "
+          f"{mem} {r['peak_mib']:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
