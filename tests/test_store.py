@@ -120,12 +120,17 @@ def test_reads_sacred_mongo_observer(tmp_path):
             ex.run(config_updates={"seed": seed}, options={"--loglevel": "ERROR"})
         mongo_runs = load_runs(server.host_port_db("sri"))
         also = load_runs(server.url + "/sri")
+        from sri.report.tables import build_tables
+
+        results, _ = build_tables(server.host_port_db("sri"), tmp_path / "tables", order="off")
     file_runs = load_runs(tmp_path / "runs")
     assert [r.id for r in mongo_runs] == [1, 2] == [r.id for r in also]
     for m, f in zip(mongo_runs, file_runs):
         assert (m.status, m.experiment, m.config["seed"]) == (f.status, f.experiment, f.config["seed"])
         assert m.metrics == f.metrics and m.checkpoint == f.checkpoint == "c.pt"
         assert abs((m.start_time - f.start_time).total_seconds()) < 1.0
+    cell = results[(3, "a", "shapes", "fid")]
+    assert (cell.n, cell.mean, cell.std, sorted(cell.seeds)) == (2, 99.5, 0.0, [1, 2])
 
 
 def test_checkpoint_path_resolution(tmp_path, monkeypatch):
