@@ -1,17 +1,19 @@
 #!/bin/sh
 # Container entrypoint: run one experiment script, or pass a command through.
-#   sri-entrypoint table1 with row=SRI dataset=clevr6 seed=0   -> python experiments/table1.py ...
-#   sri-entrypoint experiments/table1.py print_config          -> python experiments/table1.py ...
-#   sri-entrypoint torchrun --nproc_per_node=4 experiments/table1.py with ...
+#   sri-entrypoint table2_main with row=sri_mog dataset=clevr6 seed=0   -> python experiments/table2_main.py ...
+#   sri-entrypoint experiments/table2_main.py print_config          -> python experiments/table2_main.py ...
+#   sri-entrypoint torchrun --nproc_per_node=4 experiments/table2_main.py with ...
 #   sri-entrypoint sri --help | python ... | bash
 set -eu
 
 usage() {
-    echo "usage: <experiment name or path> [sacred arguments...]   (e.g. table1 with seed=0)"
+    echo "usage: <experiment name or path> [sacred arguments...]   (e.g. table2_main with smoke)"
     echo "   or: torchrun|python|sri|bash|sh [arguments...]"
     echo "experiments:"
-    for f in /app/experiments/*.py; do
-        [ -e "$f" ] && echo "  $(basename "$f" .py)"
+    for f in experiments/*.py; do
+        name="$(basename "$f" .py)"
+        case "$name" in _*|'*') continue ;; esac
+        echo "  $name"
     done
     echo "Runs go to MongoDB when SRI_MONGO_URL is set, otherwise to the file store /runs."
 }
