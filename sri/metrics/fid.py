@@ -105,9 +105,9 @@ def torch_fidelity_api() -> TorchFidelityAPI:
         def __getattr__(name: str) -> Any:
             if name.startswith("__"):
                 raise AttributeError(name)
-            raise AttributeError(f"torch_fidelity.{name} is unavailable: the full torch-fidelity package "
-                              f"needs torchvision ({reason}); sri loaded only its FID feature "
-                              f"extractor modules (sri.metrics.fid)")
+            raise AttributeError(f"torch_fidelity.{name} is unavailable: the full torch-fidelity "
+                                 f"package needs torchvision ({reason}); sri loaded only its FID "
+                                 f"feature extractor modules (sri.metrics.fid)")
         pkg.__getattr__ = __getattr__
         sys.modules["torch_fidelity"] = pkg
     base = importlib.import_module("torch_fidelity.feature_extractor_base").FeatureExtractorBase
