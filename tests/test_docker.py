@@ -137,7 +137,8 @@ def test_entrypoint_passes_commands_through_and_reports_unknown(tmp_path):
     assert out.returncode == 2 and "experiments/no_such_table.py" in out.stderr
     out = _entry(["--help"], REPO)
     assert out.returncode == 0 and "usage" in out.stdout
-    listed = {ln.strip() for ln in out.stdout.splitlines() if ln.startswith("  ")}
+    after = out.stdout.split("experiments:\n", 1)[1].splitlines()
+    listed = {ln.strip() for ln in after if ln.startswith("  ")}
     expected = {p.stem for p in (REPO / "experiments").glob("*.py") if not p.stem.startswith("_")}
     assert listed == expected
 
