@@ -37,3 +37,6 @@ bench: ## training-step, conversion and data-loader benchmarks
 	$(PYTHON) -m sri.bench train-step
 	$(PYTHON) -m sri.bench convert
 	$(PYTHON) -m sri.bench loader
+
+lint-docker: ## lint docker/ (hadolint, shellcheck, compose structure)
+	$(PYTHON) -m pytest -q tests/test_docker.py
