@@ -86,11 +86,14 @@ def _make_buffered_mongo_observer():
         flushed on reconnect; what cannot be sent by the end goes to a JSON file, and we say so."""
 
         fallback_dir: Path = Path("runs") / "mongo_unsent"
+        final_attempts: int = 5  # tries (1 s apart) to flush buffered metrics at the end
 
         def __init__(self, *args: Any, fallback_dir: str | os.PathLike | None = None, **kw: Any):
+            fallback = Path(fallback_dir) if fallback_dir is not None else self.fallback_dir
+            # Sacred pickles the run document there when its final save fails
+            kw.setdefault("failure_dir", str(fallback))
             super().__init__(*args, **kw)
-            if fallback_dir is not None:
-                self.fallback_dir = Path(fallback_dir)
+            self.fallback_dir = fallback
             self._pending: dict[str, dict[str, list]] = {}
             self._pending_artifacts: list[dict[str, Any]] = []
             self._warned = False
@@ -162,10 +165,11 @@ def _make_buffered_mongo_observer():
 
         def _final(self, info: dict | None = None) -> None:
             info = info if info is not None else self.run_entry.setdefault("info", {})
-            for attempt in range(5):
+            for attempt in range(self.final_attempts):
                 if self._flush(info):
                     break
-                time.sleep(1.0)
+                if attempt + 1 < self.final_attempts:
+                    time.sleep(1.0)
             self._retry_artifacts()
             if self._pending or self._pending_artifacts:
                 out = self.fallback_dir / str(self.run_entry.get("_id", "unknown"))
@@ -175,7 +179,8 @@ def _make_buffered_mongo_observer():
                 with open(out / "artifacts.json", "w") as f:
                     json.dump(self._pending_artifacts, f, default=str)
                 print(f"[sri] MongoDB still unreachable at the end of the run: unsent metrics written "
-                      f"to {out}/metrics.json", file=sys.__stderr__)
+                      f"to {out}/metrics.json (the run document goes to {self.fallback_dir})",
+                      file=sys.__stderr__)
 
         def completed_event(self, stop_time, result):
             self._final()
