@@ -302,8 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_cli_evaluate(model, args, dataset, root, metrics, device) -> dict[str, float]:
+def _run_cli_evaluate(model, args, dataset, root, metrics, device, data_kw) -> dict[str, float]:
     return evaluate(model, dataset=dataset, root=root, metrics=metrics, device=device,
+                    dataset_kwargs=data_kw or None,
                     batch_size=args.batch_size, num_fid=args.num_fid, num_ari=args.num_ari,
                     num_bpd=args.num_bpd, num_sacc=args.num_sacc,
                     feature_extractor=args.feature_extractor, progress=not args.no_progress,
@@ -349,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     from sri.data.errors import DataError
 
     try:
-        results = _run_cli_evaluate(model, args, dataset, root, metrics, device)
+        # the training data options (e.g. a synthetic seed), except the training set size
+        data_kw = ({k: v for k, v in (config.get("data_options") or {}).items() if k != "num"}
+                   if dataset == config.get("dataset") else {})
+        results = _run_cli_evaluate(model, args, dataset, root, metrics, device, data_kw)
     except (InceptionWeightsMissing, KeyError, DataError) as e:  # weights / extractor / dataset
         print(f"sri evaluate: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 2
