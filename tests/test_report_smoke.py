@@ -16,7 +16,7 @@ SMOKE = [("table3_ablation.py", "d", 0), ("table3_ablation.py", "d", 1)]
 
 @pytest.fixture(scope="module")
 def smoke_store(tmp_path_factory):
-    """Run the smoke runs (concurrently, each its own process) into `<tmp>/runs`."""
+    """Smoke runs (2 steps to keep the suite fast; concurrently, one process each) into `<tmp>/runs`."""
     root = tmp_path_factory.mktemp("smoke")
     env = dict(os.environ, SRI_RUNS_DIR=str(root / "runs"), PYTHONWARNINGS="ignore")
     env.pop("SRI_MONGO_URL", None)
@@ -25,7 +25,8 @@ def smoke_store(tmp_path_factory):
         script_path = REPO / "experiments" / script
         if not script_path.is_file():
             pytest.skip(f"{script_path} not present")
-        cmd = [sys.executable, str(script_path), "with", "smoke", row, f"seed={seed}", "progress=False"]
+        cmd = [sys.executable, str(script_path), "with", "smoke", row, f"seed={seed}", "steps=2",
+               "progress=False"]
         procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     for p in procs:
