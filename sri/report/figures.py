@@ -127,7 +127,7 @@ def figure_samples(panels: Sequence[tuple[str, Any]], path: Path, *, title: str 
             k_max = max(k_max, out.masks.shape[1])
         tiles.append((label, montage(rows)))
     h0, w0 = tiles[0][1].shape[:2]
-    scale = 1.6 / 64  # inches per pixel
+    scale = _scale(panels[0][1].images.shape[-1])
     if layout == "rows":
         fig, axes = plt.subplots(len(tiles), 1, squeeze=False, layout="constrained",
                                  figsize=(max(4.0, w0 * scale + 0.4),
@@ -143,10 +143,21 @@ def figure_samples(panels: Sequence[tuple[str, Any]], path: Path, *, title: str 
         ax.set_title(label, fontsize=9)
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, fig.get_size_inches()[0]), fontsize=10)
     if show_masks:
         add_slot_legend(fig, k_max)
     return _save(fig, path)
+
+
+def _scale(tile_px: int) -> float:
+    """Inches per pixel: 64-px tiles at 1.6 in, small tiles enlarged to at least 0.9 in."""
+    return max(1.6 / 64, 0.9 / max(1, tile_px))
+
+
+def _wrap(text: str, width_in: float) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(part, max(20, int(width_in * 12))) for part in text.split("\n"))
 
 
 def figure4(models: Sequence[tuple[str, torch.nn.Module]], path: Path, *, seed: int = 0,
@@ -201,21 +212,22 @@ def figure15(model: torch.nn.Module, images: torch.Tensor, path: Path, *, seed: 
     with torch.no_grad(), seeded(seed, device):
         out = model(x)
         imag = model.imagine(x)
-    columns = [("input", to_hwc(x)), ("reconstruction", to_hwc(out.recon)),
-               ("recon. masks", colour_masks(out.masks)), ("imagination", to_hwc(imag.images)),
-               ("imagined masks", colour_masks(imag.masks))]
+    columns = [("input", to_hwc(x)), ("recon.", to_hwc(out.recon)),
+               ("recon. masks", colour_masks(out.masks)), ("imagined", to_hwc(imag.images)),
+               ("imag. masks", colour_masks(imag.masks))]
     plt = _plt()
     tiles = [_column(c) for _, c in columns]
-    scale = 1.4 / 64
+    scale = max(_scale(x.shape[-1]), 1.1 / x.shape[-1])
     h, w = tiles[0].shape[:2]
-    fig, axes = plt.subplots(1, len(tiles), figsize=(len(tiles) * (w * scale + 0.2) + 0.4,
-                                                       h * scale + 1.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(tiles), figsize=(max(5.0, len(tiles) * (w * scale + 0.25) + 0.4),
+                                                     h * scale + 1.6), squeeze=False,
                              layout="constrained")
     for ax, (label, _), tile in zip(axes[0], columns, tiles):
         ax.imshow(tile, interpolation="nearest")
         ax.set_title(label, fontsize=9)
         ax.axis("off")
-    fig.suptitle(title or "Reconstruction vs imagination (Figure 15 style)", fontsize=10)
+    fig.suptitle(_wrap(title or "Reconstruction vs imagination (Figure 15 style)",
+                       fig.get_size_inches()[0]), fontsize=10)
     add_slot_legend(fig, max(out.masks.shape[1], imag.masks.shape[1]))
     return _save(fig, path)
 
