@@ -207,3 +207,19 @@ def test_cli_exit_status(tmp_path, monkeypatch, capsys):
     assert main(["check-paper", "--store", str(ok_store), "--out", str(tmp_path / "t2"),
                  "--strict"]) == 1
     assert main(["tables", "--store", str(tmp_path / "absent")]) == 2
+
+
+def test_csv_keeps_every_logged_metric(tmp_path):
+    write_run(tmp_path / "runs", 1, table=2, row="sri_mog", dataset="clevr6", seed=0,
+              metrics={"fid": 55.0, "nelbo_bpd": 0.9})
+    write_run(tmp_path / "runs", 2, table=4, row="sri", dataset="blocks", seed=0,
+              metrics={"fid": 12.0, "ari_fg": 0.5})
+    build_tables(tmp_path / "runs", tmp_path / "t", order="off")
+    t2 = list(csv.DictReader(open(tmp_path / "t" / "table2.csv")))
+    assert [(l["metric"], l["mean"]) for l in t2 if l["row"] == "sri_mog" and l["dataset"] == "clevr6"
+            and l["n"] == "1"] == [("fid", "55.0"), ("nelbo_bpd", "0.9")]
+    assert "-ELBO" not in (tmp_path / "t" / "table2.md").read_text()  # not in the paper's layout
+    t4 = list(csv.DictReader(open(tmp_path / "t" / "table4.csv")))
+    assert {l["metric"] for l in t4 if l["dataset"] == "blocks"} == {"fid", "ari_fg"}
+    md4 = (tmp_path / "t" / "table4.md").read_text()
+    assert "Blocks (synthetic) FID" in md4 and "Blocks (synthetic) ARI" not in md4

@@ -194,20 +194,25 @@ def _rows(number: int, results: Results) -> list[str]:
     return list(spec.rows) + ours
 
 
-def _columns(number: int, results: Results) -> list[tuple[str, str]]:
+def _columns(number: int, results: Results, every_metric: bool = False) -> list[tuple[str, str]]:
     """(dataset, metric) columns: the paper's layout, order consistency where we have it, then
-    the table's metrics on datasets the paper does not have (e.g. synthetic ones)."""
+    the table's metrics on datasets the paper does not have (e.g. synthetic ones). With
+    `every_metric`, also any other evaluation metric we logged (for the CSV)."""
     spec = table_spec(number)
     ours = {(k[2], k[3]) for k in results if k[0] == number}
     cols: list[tuple[str, str]] = []
+
+    def add(dataset: str, metrics: Sequence[str]) -> None:
+        cols.extend((dataset, m) for m in metrics)
+        rest = [m for m in EVAL_METRICS if m not in metrics and (dataset, m) in ours
+                and (every_metric or m == "order_consistency")]
+        cols.extend((dataset, m) for m in rest)
+
     for dataset, metrics in spec.layout:
-        cols += [(dataset, m) for m in metrics]
-        if (dataset, "order_consistency") in ours:
-            cols.append((dataset, "order_consistency"))
+        add(dataset, metrics)
     paper_datasets = [d for d, _ in spec.layout]
-    extra = sorted({d for d, _ in ours} - set(paper_datasets))
-    for dataset in extra:
-        cols += [(dataset, m) for m in spec.metrics + ("order_consistency",) if (dataset, m) in ours]
+    for dataset in sorted({d for d, _ in ours} - set(paper_datasets)):
+        add(dataset, [m for m in spec.metrics if (dataset, m) in ours])
     return cols
 
 
@@ -223,7 +228,7 @@ def table_lines(number: int, results: Results,
     spec = table_spec(number)
     lines = []
     for row in _rows(number, results):
-        for dataset, metric in _columns(number, results):
+        for dataset, metric in _columns(number, results, every_metric=True):
             cell = results.get((number, row, dataset, metric))
             pv = paper.get((number, row, dataset, metric))
             if cell is None and pv is None:
