@@ -75,8 +75,9 @@ def test_omniboard_shows_run_and_metrics(tmp_path):
             with urllib.request.urlopen(f"{board.url}sacred/api/v1/Metrics?query={query}") as r:
                 metrics = {m["name"]: m for m in json.load(r)}
             assert metrics["loss"]["values"] == [10.0, 9.0, 8.0, 7.0]
-            dom = dump_dom(board.url, profile=tmp_path / "profile")
-    text = _text(dom)
+            text = _text(dump_dom(board.url, profile=tmp_path / "profile"))
+            if "table3_ablation" not in text:  # a slow machine: give the page more virtual time
+                text = _text(dump_dom(board.url, virtual_time_ms=60000, profile=tmp_path / "p2"))
     assert "table3_ablation" in text, text[:2000]
     assert "COMPLETED" in text
     # Metric columns show the last logged values; config columns show the run's config.
