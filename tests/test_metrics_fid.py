@@ -141,9 +141,9 @@ def test_inception_extractor_runs_without_torchvision(fake_inception_weights, mo
     monkeypatch.setenv(F.WEIGHTS_ENV, str(fake_inception_weights))
     ext = F.build_feature_extractor(F.INCEPTION_NAME)
     assert F.torch_fidelity_api().full or "torchvision" in F.torch_fidelity_api().reason
-    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    feats = F.extract_features(ext, [x[:2], x[2:]])
-    assert feats.shape == (3, 2048) and feats.dtype == torch.float64 and torch.isfinite(feats).all()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    feats = F.extract_features(ext, [x])
+    assert feats.shape == (2, 2048) and feats.dtype == torch.float64 and torch.isfinite(feats).all()
 
 
 def test_shim_in_fresh_interpreter_without_torchvision():
