@@ -59,8 +59,8 @@ def _object_colours(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return _hsv_to_rgb(rng.random(shape), rng.uniform(0.6, 1.0, shape), rng.uniform(0.6, 0.82, shape))
 
 
-def _muted_colours(rng: np.random.Generator, n: int) -> np.ndarray:
-    grey = rng.uniform(0.35, 0.8, (n, 1))
+def _muted_colours(rng: np.random.Generator, n: int, lo: float = 0.35, hi: float = 0.8) -> np.ndarray:
+    grey = rng.uniform(lo, hi, (n, 1))
     return np.clip(grey + rng.uniform(-0.04, 0.04, (n, 3)), 0, 1)
 
 
@@ -106,9 +106,11 @@ def _blocks_params(rng: np.random.Generator, B: int, S: int) -> dict:
         bottom[:, j] = b
         top[:, j] = b - h[:, j] + 1
         b = top[:, j] - 1
-    return {"h0": h0 + 0 * ybase, "ybase": ybase, "n": n, "shape": shape, "w": w, "h": h, "left": left,
+    return {"h0": h0, "ybase": ybase, "n": n, "shape": shape, "w": w, "h": h, "left": left,
             "top": top, "bottom": bottom, "active": active,
-            "colour": _object_colours(rng, (B, J)), "wall": _muted_colours(rng, B), "floor": _muted_colours(rng, B)}
+            # a light wall over a darker floor: the floor line is always a clear colour edge
+            "colour": _object_colours(rng, (B, J)), "wall": _muted_colours(rng, B, 0.55, 0.85),
+            "floor": _muted_colours(rng, B, 0.3, 0.5)}
 
 
 def _render_blocks_batch(p: dict, S: int) -> Scenes:

@@ -49,24 +49,25 @@ class _GzipStream:
         self.compressed_read = 0
         self.truncated_gzip = False
 
+    def _read_input(self) -> bytes:
+        data = self.fh.read(_READ_BYTES)
+        self.compressed_read += len(data)
+        return data
+
     def read(self, n: int) -> bytes:
         """Exactly n bytes, or fewer only at the end of the stream."""
-        parts, need = [], n
+        parts, need, stalls = [], n, 0
         while need > 0:
-            if self.dec.unconsumed_tail:
+            if self.dec.eof:  # next gzip member (or the end of the file)
+                rest = self.dec.unused_data or self.dec.unconsumed_tail
+                self.dec = _zlib.decompressobj(wbits=31)
+                data = rest or self._read_input()
+                if not data:
+                    break
+            elif self.dec.unconsumed_tail:
                 data = self.dec.unconsumed_tail
-            elif self.dec.eof:
-                if not self.dec.unused_data:
-                    data = self.fh.read(_READ_BYTES)
-                    self.compressed_read += len(data)
-                    if not data:
-                        break
-                else:
-                    data = self.dec.unused_data
-                self.dec = _zlib.decompressobj(wbits=31)  # next gzip member
             else:
-                data = self.fh.read(_READ_BYTES)
-                self.compressed_read += len(data)
+                data = self._read_input()
             try:
                 out = self.dec.decompress(data, need)
             except (zlib.error, _zlib.error) as e:
@@ -74,6 +75,9 @@ class _GzipStream:
             if not data and not out:
                 self.truncated_gzip = not self.dec.eof
                 break
+            stalls = 0 if out else stalls + 1
+            if stalls > 1000:
+                raise DataError(f"{self.path}: the gzip stream makes no progress (corrupt file); re-download it")
             parts.append(out)
             need -= len(out)
         return parts[0] if len(parts) == 1 else b"".join(parts)
