@@ -69,7 +69,8 @@ def table_config(table):
     eval_batch_size = _c["eval_batch_size"]
     fid_feature_extractor = _c["fid_feature_extractor"]  # name or "module:Class" to register
     sample_every = _c["sample_every"]
-    progress = _c["progress"]
+    progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
+    time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)
     del _c
 
 

@@ -163,6 +163,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_fid": 10_000, "num_ari": 320, "num_bpd": 5_000, "num_sacc": 1_000,
     "eval_batch_size": 64, "fid_feature_extractor": "inception-v3-compat",
     "sample_every": 0, "progress": True,
+    "time_limit": 0,              # seconds of training after which the run finishes early (0: none)
 }
 
 # Presets layered on top of the paper values.
@@ -173,9 +174,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "device": "cpu", "checkpoint_every": 2, "log_every": 1, "eval_every": 0,
               "data_options": {"num": 32}, "num_fid": 16, "num_ari": 8, "num_bpd": 8,
               "num_sacc": 8, "eval_batch_size": 8, "eval_num": 8, "keep_checkpoints": 2},
-    # about 6-7 minutes per run on a 2-core CPU (`python -m sri.demo` runs two of them)
-    "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 5, "steps": 1500, "batch_size": 16,
-             "checkpoint_every": 500, "log_every": 25, "eval_every": 0,
+    # 6 minutes of training per run on a CPU, whatever its speed (`python -m sri.demo` runs two
+    # of them); `steps` is only an upper bound here
+    "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 5, "steps": 5000, "batch_size": 8,
+             "time_limit": 360, "checkpoint_every": 100, "log_every": 10, "eval_every": 0,
              "data_options": {"num": 2000}, "num_fid": 500, "num_ari": 128, "num_bpd": 256,
              "num_sacc": 100, "eval_batch_size": 32, "keep_checkpoints": 2},
 }
@@ -298,6 +300,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("steps", "batch_size"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    if not isinstance(cfg["time_limit"], (int, float)) or cfg["time_limit"] < 0:
+        raise ConfigError(f"time_limit must be a number of seconds >= 0, got {cfg['time_limit']!r}")
     for key in ("checkpoint_every", "log_every", "eval_every", "sample_every", "keep_checkpoints",
                 "max_nonfinite", "num_workers", "lr_warmup_steps", "lr_decay_every"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:

@@ -220,3 +220,11 @@ def test_sample_grid_png(tmp_path):
     p = write_sample_grid(imgs, masks, tmp_path / "g.png", cols=4)
     arr = torch.tensor(list(Image.open(p).getdata())).view(2 * 2 * 10, 4 * 10, 3)
     assert torch.equal(arr[:8, :8], (imgs[0].permute(1, 2, 0) * 255).round().to(torch.long))
+
+
+def test_time_limit_finishes_early_with_checkpoint_and_eval(tmp_path):
+    log = MemoryLogger()
+    out = StandInTrainer(base_config(str(tmp_path), steps=1000, time_limit=1e-9, checkpoint_every=0),
+                         logger=log).fit()
+    assert out["step"] == 1 and "time_limit" in log.info["stopped_early"]
+    assert list_checkpoints(tmp_path)[-1][0] == 1 and "nelbo_bpd" in out["metrics"]

@@ -425,7 +425,10 @@ class Trainer:
         return old
 
     def _should_stop(self) -> bool:
-        flag = self._stop_signal is not None
+        return self._sync_flag(self._stop_signal is not None)
+
+    def _sync_flag(self, flag: bool) -> bool:
+        """True on every rank when it is true on any rank (so all ranks stop at the same step)."""
         if self.world > 1:
             t = torch.tensor([1.0 if flag else 0.0], device=self.device)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -504,6 +507,7 @@ class Trainer:
         acc: dict[str, float] = {}
         n_acc, bad_in_row, reloads, nonfinite_total = 0, 0, 0, 0
         t_last, step = time.perf_counter(), start
+        t_start = t_last
         try:
             model.train()
             batches = iter(loader)
@@ -553,6 +557,11 @@ class Trainer:
                     print(f"[sri] received signal {signum}: checkpoint written at step {step} to "
                           f"{self.run_dir}; rerun the same command to resume", file=sys.__stderr__)
                     raise TrainingInterrupted(f"stopped by signal {signum} at step {step}")
+                if c["time_limit"] and self._sync_flag(time.perf_counter() - t_start > c["time_limit"]):
+                    self._info("stopped_early", f"time_limit={c['time_limit']}s reached at step {step}")
+                    print(f"[sri] time limit of {c['time_limit']} s reached at step {step}: finishing "
+                          f"(rerun to continue from the checkpoint)", file=sys.__stderr__)
+                    break
         finally:
             bar.close()
             for sig, h in old_handlers.items():
