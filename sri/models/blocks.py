@@ -165,7 +165,12 @@ class BroadcastDecoder(nn.Module):
         s = self.size0
         h = torch.cat([z.view(N, -1, 1, 1).expand(-1, -1, s, s),
                        self.coords.to(z.dtype).expand(N, -1, -1, -1)], dim=1)
-        out = self.net(h)
+        h = self.net[:-1](h)
+        # the final Conv1x1 (64 -> 4) as a batched matmul: oneDNN handles 4 output channels poorly
+        conv = self.net[-1]
+        w = conv.weight.view(1, 4, -1).expand(N, -1, -1)
+        out = torch.baddbmm(conv.bias.view(1, 4, 1), w, h.flatten(2))
+        out = out.view(N, 4, *h.shape[-2:])
         return torch.sigmoid(out[:, :3]), out[:, 3:]
 
     def decode_slots(self, z: Tensor) -> tuple[Tensor, Tensor]:

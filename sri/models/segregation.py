@@ -44,10 +44,16 @@ class GenesisV2Segregation(nn.Module):
         """Masks via IC-SM, slot features pooled under each mask, posterior N(mu, std) and a sample."""
         enc = F.relu(self.encoder(x))
         log_m = self.att_process(self.seg_head(enc))  # [B, K, 1, H, W]
-        feats = self.feat_head(enc)  # computed once per image, not once per slot
+        # feat_head = ConvGNReLU + Conv1x1. The Conv1x1 is linear and so is the mask pooling, so
+        # pool the 64-d features first and apply the 1x1 conv to the K pooled vectors (exact, and
+        # once per image where the release ran the whole head once per slot).
+        feats = self.feat_head[0](enc).flatten(2)  # [B, C, HW]
         masks = log_m.exp().flatten(2)  # [B, K, HW]
-        pooled = torch.bmm(masks, feats.flatten(2).transpose(1, 2))  # [B, K, 2D]
-        pooled = pooled / (masks.sum(-1, keepdim=True) + 1e-5)
+        msum = masks.sum(-1, keepdim=True)  # [B, K, 1]
+        conv = self.feat_head[1]
+        pooled = torch.bmm(masks, feats.transpose(1, 2))  # [B, K, C]
+        pooled = pooled @ conv.weight.flatten(1).t() + msum * conv.bias
+        pooled = pooled / (msum + 1e-5)  # [B, K, 2D]
         mu, s = self.z_head(pooled).chunk(2, dim=-1)
         std = F.softplus(s + 0.5) + 1e-8
         z = mu + std * torch.randn_like(std)

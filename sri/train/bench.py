@@ -10,7 +10,29 @@ import time
 
 import torch
 
-__all__ = ["main", "bench_train_step"]
+__all__ = ["main", "bench_train_step", "tune_cpu_allocator"]
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in the glibc heap (no mmap / trim) so big activations do not page-fault.
+
+    Every training step allocates and frees several 300 MB activations; with glibc defaults each
+    comes from a fresh mmap, and zero-filling those pages costs seconds of system time per step.
+    Returns False where glibc's `mallopt` is unavailable. Process-wide; call once at start-up.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1
+        ok &= libc.mallopt(m_trim_threshold, ctypes.c_int(2 ** 31 - 1)) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
 
 
 def _peak_rss_mib() -> float:
@@ -22,13 +44,18 @@ def _peak_rss_mib() -> float:
 def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: int = 64,
                      num_slots: int = 9, batch_size: int = 32, steps: int = 5, warmup: int = 1,
                      device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
-                     channels_last: bool = False, seed: int = 0) -> dict[str, float]:
+                     channels_last: bool = False, seed: int = 0, fp32_precision: str | None = None,
+                     tune_allocator: bool = True) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
     from sri.models import build_model
     from sri.train.step import make_gecos, train_step
 
+    if tune_allocator and device == "cpu":
+        tune_cpu_allocator()
     if threads:
         torch.set_num_threads(int(threads))
+    if fp32_precision is not None:  # "bf16" on CPU is the analogue of TF32 convolutions on CUDA
+        torch.backends.mkldnn.conv.fp32_precision = fp32_precision
     torch.manual_seed(seed)
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -73,13 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--amp", default=None, choices=["bf16", "fp16"], help="autocast dtype (default off)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--fp32-precision", default=None, choices=["ieee", "bf16"],
+                   help="oneDNN fp32 convolution math on CPU (bf16 ~ CUDA's default TF32 convs)")
+    p.add_argument("--no-tune-allocator", action="store_true",
+                   help="keep glibc malloc defaults (see tune_cpu_allocator)")
     a = p.parse_args(argv)
     r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
-                         a.warmup, a.device, a.threads, a.amp, a.channels_last)
+                         a.warmup, a.device, a.threads, a.amp, a.channels_last,
+                         fp32_precision=a.fp32_precision, tune_allocator=not a.no_tune_allocator)
     mem = "peak CUDA memory allocated" if a.device.startswith("cuda") else "peak RSS"
     print(f"train-step model={a.model} likelihood={a.likelihood} image={a.image_size} K={a.num_slots} "
           f"batch={a.batch_size} device={a.device} threads={r['threads']} steps={r['steps']} "
-          f"(pid {os.getpid()})")
+          f"amp={a.amp} channels_last={a.channels_last} fp32_precision={a.fp32_precision} "
+          f"allocator_tuned={not a.no_tune_allocator} (pid {os.getpid()})")
     print(f"median {r['median_s']:.3f} s/step (best {r['best_s']:.3f}), {r['steps_per_s']:.3f} steps/s, "
           f"{mem} {r['peak_mib']:.0f} MiB")
     return 0
