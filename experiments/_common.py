@@ -131,6 +131,8 @@ def run(ex: Experiment, argv: list[str] | None = None) -> Any:
     """Attach observers (MongoDB via -m/$SRI_MONGO_URL, else the file store `runs/`) and run."""
     argv = list(sys.argv if argv is None else argv)
     argv, mongo = strip_mongo_args(argv)
+    if int(os.environ.get("RANK", "0")) != 0:  # DDP: only rank 0 observes (also ignores -F)
+        return ex.run_commandline([*argv, "--unobserved"])
     file_dir = None if has_file_storage_arg(argv) else os.environ.get("SRI_RUNS_DIR", "runs")
     attach_observers(ex, mongo_url=mongo, file_dir=file_dir)
     return ex.run_commandline(argv)

@@ -1,6 +1,7 @@
 """Trainer mechanics: exact resume, NaN guard, SIGTERM checkpoint, 2-process gloo DDP, schedules."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -228,3 +229,29 @@ def test_time_limit_finishes_early_with_checkpoint_and_eval(tmp_path):
                          logger=log).fit()
     assert out["step"] == 1 and "time_limit" in log.info["stopped_early"]
     assert list_checkpoints(tmp_path)[-1][0] == 1 and "nelbo_bpd" in out["metrics"]
+
+
+def _real_smoke(run_dir, **kw):
+    from sri.configs import experiment_config
+
+    cfg = experiment_config(3, "d", preset="smoke")
+    cfg.update(run_dir=str(run_dir), final_metrics=[], checkpoint_every=0, progress=False, **kw)
+    return cfg
+
+
+def test_real_model_resume_is_bitwise_exact(tmp_path):
+    """The same property with the real SRI model and train_step (2 steps == 1 + resume + 1)."""
+    train(_real_smoke(tmp_path / "full", steps=2))
+    train(_real_smoke(tmp_path / "split", steps=1))
+    train(_real_smoke(tmp_path / "split", steps=2))
+    a = load_checkpoint(tmp_path / "full" / "ckpt_00000002.pt")
+    b = load_checkpoint(tmp_path / "split" / "ckpt_00000002.pt")
+    for k, v in a["model_state"].items():
+        assert torch.equal(v, b["model_state"][k]), k
+    assert a["gecos"] == b["gecos"]
+
+
+def test_real_model_bf16_autocast_runs(tmp_path):
+    log = MemoryLogger()
+    train(_real_smoke(tmp_path, steps=1, amp="bf16"), logger=log)
+    assert all(math.isfinite(v) for _, v in log.scalars["loss"])
