@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="cache directory to create")
     d.add_argument("--raw-dir", default=None, help="where downloads go (default OUT/download)")
     d.add_argument("--no-convert", action="store_true", help="only download")
+    d.add_argument("--test-size", type=int, default=10_000, help="TFRecord datasets: first N scenes are test")
+    d.add_argument("--val-size", type=int, default=10_000, help="TFRecord datasets: next N scenes are val")
     d.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("synth", help="generate a synthetic dataset cache")
@@ -101,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                                             overwrite=args.overwrite, progress=progress, limit=args.limit, **kw)
         elif args.cmd == "download":
             from sri.data.download import download_dataset
+            kw = {} if args.dataset == "shapestacks" else {"test_size": args.test_size, "val_size": args.val_size}
             res = download_dataset(args.dataset, args.out, raw_dir=args.raw_dir, convert=not args.no_convert,
-                                   progress=progress)
+                                   progress=progress, **kw)
             if args.no_convert:
                 print(f"downloaded: {res}")
                 return 0
