@@ -40,7 +40,8 @@ def test_train_step_loss_is_two_geco_objectives():
     gecos["seg"].beta, gecos["sri"].beta = 0.5, 2.0
     x = torch.rand(2, 3, 16, 16)
     torch.manual_seed(7)
-    ref = m(x).terms
+    with torch.no_grad():
+        ref = m(x).terms
     torch.manual_seed(7)
     stats = train_step(m, {"image": x}, opt, gecos)
     seg = ref["seg_nll"].mean() + 0.5 * ref["seg_kl"].mean()
@@ -93,3 +94,21 @@ def test_fifty_steps_lower_the_loss(name):
     assert all(math.isfinite(v) for v in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 0.05 * abs(first), (first, last)
+
+
+def test_bf16_autocast_step_is_finite():
+    m = tiny()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    stats = train_step(m, torch.rand(2, 3, 16, 16), opt, make_gecos(m, goal_per_element=0.5655),
+                       amp_dtype=torch.bfloat16, grad_clip=5.0)
+    assert stats["finite"] == 1.0 and all(math.isfinite(v) for v in stats.values())
+
+
+def test_train_step_benchmark_cli_smoke(capsys):
+    from sri.train.bench import main
+
+    assert main(["--model", "genv2", "--image-size", "16", "--num-slots", "2", "--batch-size", "2",
+                 "--steps", "1", "--warmup", "0", "--device", "cpu", "--threads", "1",
+                 "--no-tune-allocator"]) == 0
+    out = capsys.readouterr().out
+    assert "s/step" in out and "steps/s" in out and "peak RSS" in out

@@ -121,7 +121,7 @@ class InstanceColouringSBP(nn.Module):
 
     def forward(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Log-masks `[B, K, 1, H, W]` (they exponentiate to masks summing to 1 over K)."""
-        colour = self.embed(features)
+        colour = self.embed(features).float()  # float32 distances even under autocast
         B, D, H, W = colour.shape
         flat = colour.flatten(2)  # [B, D, HW]
         noise = torch.rand(B, H * W, device=features.device, dtype=flat.dtype, generator=generator)

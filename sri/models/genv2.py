@@ -52,7 +52,7 @@ class GenesisV2(nn.Module):
             raise ValueError(f"genv2 expects images [B, 3, {S}, {S}] in [0, 1]; got {tuple(x.shape)}")
 
     def _prior_params(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = self.prior_linear(h).chunk(2, dim=-1)
+        a, b = self.prior_linear(h).float().chunk(2, dim=-1)
         return torch.tanh(a), torch.sigmoid(b + 4.0) + 1e-4
 
     def _prior(self, s: Tensor | None, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -34,7 +34,7 @@ class AutoregressivePrior(nn.Module):
                 xavier_init(m, 0.02)
 
     def _heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self.mu(h), softplus_std(self.sp(h))
+        return self.mu(h).float(), softplus_std(self.sp(h).float())
 
     def rollout(self, s: Tensor | None, num_slots: int, batch_size: int | None = None,
                 temperature: float = 1.0, generator: torch.Generator | None = None,
@@ -98,4 +98,4 @@ class AutoregressivePosterior(nn.Module):
         else:
             first = torch.zeros_like(mu[:, :1])
         out, _ = self.lstm(torch.cat([first, mu[:, :-1]], 1))
-        return softplus_std(self.sp(out))
+        return softplus_std(self.sp(out).float())

@@ -52,4 +52,4 @@ class SceneEncoder(nn.Module):
         for block in self.blocks:
             z = block(z)
         h = self.pool(z.sum(1))
-        return self.mu(h), softplus_std(self.sp(h))
+        return self.mu(h).float(), softplus_std(self.sp(h).float())
