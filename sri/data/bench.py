@@ -12,7 +12,7 @@ import numpy as np
 
 
 def write_synthetic_clevr(path: str | os.PathLike, num: int, *, seed: int = 0, unique: int = 16,
-                          level: int = 3, too_many_every: int = 0) -> None:
+                          level: int = 3, too_many_every: int = 0, noise_std: float = 1.0) -> None:
     """Write `num` records in the official CLEVR-with-masks layout (GZIP TFRecord).
 
     Scenes come from the `shapes` generator at 320x320 (rows cropped to 240); `unique` distinct
@@ -25,7 +25,9 @@ def write_synthetic_clevr(path: str | os.PathLike, num: int, *, seed: int = 0, u
     rng = np.random.default_rng(seed)
     bodies = []
     for u in range(unique):
-        img = np.ascontiguousarray(sc.images[u, 40:280])
+        # rendering noise as in the real renders (makes the gzip size per record realistic, ~100 KB)
+        noise = rng.normal(0, noise_std, (240, 320, 3)) if noise_std else 0
+        img = np.clip(sc.images[u, 40:280] + noise, 0, 255).round().astype(np.uint8)
         lab = sc.masks[u, 40:280]
         mask = (lab[None] == np.arange(11)[:, None, None]).astype(np.uint8)[..., None] * 255
         vis = np.zeros(11, np.float32)

@@ -213,15 +213,17 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int, object]]:
 _ONE_BYTE = np.dtype([("tl", "<u2"), ("v", "u1")])
 
 
-def _bytes_list(payload: memoryview) -> np.ndarray | list[bytes]:
-    """A BytesList: uint8 array when every value is a single byte, else a list of bytes."""
+def _bytes_list(payload: memoryview, copy: bool = True) -> np.ndarray | list[bytes]:
+    """A BytesList: uint8 array when every value is a single byte, else a list of bytes.
+
+    With `copy=False` the array is a read-only strided view into the record buffer."""
     if len(payload) == 0:
         return np.zeros(0, np.uint8)
     if len(payload) % 3 == 0:
         # each element is (tag 0x0A, length 0x01, value): check tag+length as one uint16 per element
         s = np.frombuffer(payload, dtype=_ONE_BYTE)
         if (s["tl"] == 0x010A).all():
-            return s["v"].copy()
+            return s["v"].copy() if copy else s["v"]
     values = [bytes(v) for num, wt, v in _fields(payload) if num == 1 and wt == 2]
     if all(len(v) == 1 for v in values):
         return np.frombuffer(b"".join(values), np.uint8).copy()
@@ -256,11 +258,13 @@ def _int64_list(payload: memoryview) -> np.ndarray:
     return arr.astype(np.int64)  # two's complement for negatives
 
 
-def parse_example(data: bytes | memoryview, wanted: set[str] | None = None) -> dict[str, np.ndarray | list[bytes]]:
+def parse_example(data: bytes | memoryview, wanted: set[str] | None = None,
+                  copy: bool = True) -> dict[str, np.ndarray | list[bytes]]:
     """Decode a serialized `tf.train.Example` into `{feature name: flat numpy array}`.
 
     bytes_list of 1-byte strings -> uint8, float_list -> float32, int64_list -> int64.
-    Only the features in `wanted` are decoded (all when None). Raises `ValueError` on bad wire data.
+    Only the features in `wanted` are decoded (all when None); `copy=False` returns uint8
+    features as read-only views into `data` (no copy). Raises `ValueError` on bad wire data.
     """
     buf = memoryview(data)
     out: dict[str, np.ndarray | list[bytes]] = {}
@@ -284,7 +288,7 @@ def parse_example(data: bytes | memoryview, wanted: set[str] | None = None) -> d
                     if kwt != 2:
                         continue
                     if knum == 1:
-                        arr = _bytes_list(payload)
+                        arr = _bytes_list(payload, copy)
                     elif knum == 2:
                         arr = _float_list(payload)
                     elif knum == 3:
