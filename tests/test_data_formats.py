@@ -191,3 +191,12 @@ def test_truncated_plain_record_is_named(tmp_path, nbytes):
     path.write_bytes(full[: len(record(data)) + nbytes])
     with pytest.raises(DataError, match=r"t\.tfrecords: truncated record 1"):
         list(iter_records(path))
+
+
+def test_gzip_without_its_trailer_is_reported(tmp_path):
+    from sri.data import DataError
+    data = b"".join(record(example({"image": np.arange(100, dtype=np.uint8)})) for _ in range(3))
+    path = tmp_path / "cut.tfrecords"
+    path.write_bytes(gzip.compress(data)[:-4])  # every record is there, the gzip trailer is not
+    with pytest.raises(DataError, match=r"cut\.tfrecords: gzip stream is truncated after record 2"):
+        list(iter_records(path))
