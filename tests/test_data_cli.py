@@ -42,6 +42,7 @@ def test_synth_cli_matches_generator(tmp_path, capsys):
     # the same command again is a no-op; a different one on a finished cache is refused
     assert main(["synth", "blocks", "--out", str(out), "--num", "12", "--num-val", "3", "--num-test", "2",
                  "--size", "32", "--seed", "5", "--no-progress"]) == 0
+    assert not (out / "shards").exists()
     assert main(["synth", "blocks", "--out", str(out), "--num", "13", "--size", "32", "--no-progress"]) == 1
     assert "--overwrite" in capsys.readouterr().err
 

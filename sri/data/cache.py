@@ -80,7 +80,6 @@ class CacheWriter:
                     f"({manifest.get('params')} vs {self.params}); pass --overwrite to start again "
                     "or choose another --out")
             self.done = manifest.get("done", {})
-        self.shard_dir.mkdir(exist_ok=True)
 
     def _clear(self) -> None:
         for name in ("COMPLETE", "meta.json"):
@@ -107,6 +106,7 @@ class CacheWriter:
         n = len(images)
         if masks.shape != images.shape[:3] or len(num_objects) != n:
             raise ValueError("shard arrays disagree in shape")
+        self.shard_dir.mkdir(exist_ok=True)
         path = self.shard_dir / f"{name}.npz"
         tmp = self.shard_dir / f"{name}.tmp.npz"
         np.savez(tmp, images=images.astype(np.uint8, copy=False), masks=masks.astype(np.uint8, copy=False),
