@@ -255,3 +255,13 @@ def test_real_model_bf16_autocast_runs(tmp_path):
     log = MemoryLogger()
     train(_real_smoke(tmp_path, steps=1, amp="bf16"), logger=log)
     assert all(math.isfinite(v) for _, v in log.scalars["loss"])
+
+
+@pytest.mark.slow
+def test_real_model_torch_compile(tmp_path):
+    """torch.compile on CPU (needs a C compiler; about 2 minutes)."""
+    log = MemoryLogger()
+    train(_real_smoke(tmp_path, steps=2, compile=True), logger=log)
+    assert [s for s, _ in log.scalars["loss"]] == [1, 2]
+    ckpt = load_checkpoint(tmp_path / "ckpt_00000002.pt")
+    assert not any(k.startswith("_orig_mod") for k in ckpt["model_state"])

@@ -477,6 +477,7 @@ class Trainer:
             self._load_states(ckpt, restore_rng=True)
             start, self._last_good = int(ckpt["step"]), path
             self._info("resumed_from", str(path))
+        self._written = [str(p) for _, p in list_checkpoints(self.run_dir)] if c["resume"] else []
         self._info("run_dir", str(self.run_dir))
         self._info("world_size", self.world)
 
