@@ -441,8 +441,8 @@ class Trainer:
         c = self.config
         own_pg = False
         if self.world > 1 and not dist.is_initialized():
-            backend = "nccl" if (torch.cuda.is_available() and c["device"] in ("auto", "cuda")) else "gloo"
-            dist.init_process_group(backend=backend)
+            dev = resolve_device(c["device"], self.local_rank)
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
             own_pg = True
         try:
             return self._fit()
@@ -508,7 +508,7 @@ class Trainer:
         acc: dict[str, float] = {}
         n_acc, bad_in_row, reloads, nonfinite_total = 0, 0, 0, 0
         t_last, step = time.perf_counter(), start
-        t_start = t_last
+        t_start, last_log_step = t_last, start
         try:
             model.train()
             batches = iter(loader)
@@ -542,9 +542,9 @@ class Trainer:
                     for k, v in means.items():
                         self._scalar(k, v, step)
                     self._scalar("lr", self.optimizer.param_groups[0]["lr"], step)
-                    self._scalar("steps_per_sec", n_acc / max(now - t_last, 1e-9), step)
+                    self._scalar("steps_per_sec", (step - last_log_step) / max(now - t_last, 1e-9), step)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
-                    acc, n_acc, t_last = {}, 0, now
+                    acc, n_acc, t_last, last_log_step = {}, 0, now, step
                 if c["checkpoint_every"] and step % c["checkpoint_every"] == 0 and step < c["steps"]:
                     self.save(step, good=bad_in_row == 0)
                 if c["eval_every"] and step % c["eval_every"] == 0 and step < c["steps"] and c["eval_metrics"]:
@@ -553,7 +553,7 @@ class Trainer:
                     self._save_samples(step)
                 if self._should_stop():
                     signum = self._stop_signal or signal.SIGTERM
-                    self.save(step)
+                    self.save(step, good=bad_in_row == 0)
                     bar.close()
                     print(f"[sri] received signal {signum}: checkpoint written at step {step} to "
                           f"{self.run_dir}; rerun the same command to resume", file=sys.__stderr__)
