@@ -200,3 +200,16 @@ def test_gzip_without_its_trailer_is_reported(tmp_path):
     path.write_bytes(gzip.compress(data)[:-4])  # every record is there, the gzip trailer is not
     with pytest.raises(DataError, match=r"cut\.tfrecords: gzip stream is truncated after record 2"):
         list(iter_records(path))
+
+
+def test_stdlib_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
+    import zlib
+
+    import sri.data.tfrecord as tr
+    exs = [example({"image": np.full(2000, i, np.uint8)}) for i in range(5)]
+    path = tmp_path / "fb.tfrecords"
+    path.write_bytes(gzip.compress(b"".join(record(e) for e in exs[:3])) + gzip.compress(b"".join(record(e) for e in exs[3:])))
+    fast = [bytes(d) for _, d in iter_records(path)]
+    monkeypatch.setattr(tr, "_zlib", zlib)
+    slow = [bytes(d) for _, d in tr.iter_records(path)]
+    assert fast == slow == exs
