@@ -8,8 +8,6 @@ import statistics
 import sys
 import time
 
-import torch
-
 __all__ = ["main", "bench_train_step", "tune_cpu_allocator"]
 
 
@@ -47,6 +45,8 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
                      channels_last: bool = False, seed: int = 0, fp32_precision: str | None = None,
                      tune_allocator: bool = True) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
+    import torch
+
     from sri.models import build_model
     from sri.train.step import make_gecos, train_step
 
@@ -70,24 +70,32 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
     dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype]
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
+    times, cpu = [], []
     for i in range(warmup + steps):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train_step(net, x, opt, gecos, amp_dtype=dtype)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else _peak_rss_mib())
     return {"median_s": med, "best_s": min(times), "steps_per_s": 1.0 / med, "peak_mib": peak,
+            "cpu_s": statistics.median(cpu),
             "threads": torch.get_num_threads(), "steps": len(times)}
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: prints median seconds per step, steps/s and peak memory."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "torch" not in sys.modules and "--omp-active" not in argv:
+        # on a shared machine spinning OpenMP workers waste the few cores (2x slower steps seen)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
     p = argparse.ArgumentParser(prog="python -m sri.bench train-step", description=__doc__)
     p.add_argument("--model", default="sri", choices=["sri", "genv2"])
     p.add_argument("--likelihood", default="mog", choices=["mog", "gaussian"])
@@ -102,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--fp32-precision", default=None, choices=["ieee", "bf16"],
                    help="oneDNN fp32 convolution math on CPU (bf16 ~ CUDA's default TF32 convs)")
+    p.add_argument("--omp-active", action="store_true",
+                   help="keep OpenMP's default spin-waiting (default here: OMP_WAIT_POLICY=PASSIVE "
+                        "unless set in the environment)")
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="keep glibc malloc defaults (see tune_cpu_allocator)")
     a = p.parse_args(argv)
@@ -112,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train-step model={a.model} likelihood={a.likelihood} image={a.image_size} K={a.num_slots} "
           f"batch={a.batch_size} device={a.device} threads={r['threads']} steps={r['steps']} "
           f"amp={a.amp} channels_last={a.channels_last} fp32_precision={a.fp32_precision} "
-          f"allocator_tuned={not a.no_tune_allocator} (pid {os.getpid()})")
+          f"allocator_tuned={not a.no_tune_allocator} "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')} (pid {os.getpid()})")
     print(f"median {r['median_s']:.3f} s/step (best {r['best_s']:.3f}), {r['steps_per_s']:.3f} steps/s, "
-          f"{mem} {r['peak_mib']:.0f} MiB")
+          f"{mem} {r['peak_mib']:.0f} MiB, process CPU {r['cpu_s']:.2f} s/step")
     return 0
 
 
