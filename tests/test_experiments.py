@@ -163,3 +163,20 @@ def test_missing_dataset_is_a_clear_error_before_training(tmp_path):
     with pytest.raises((ValueError, FileNotFoundError), match="shapestacks"):
         train(cfg)
     assert not list_checkpoints(tmp_path / "ck")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_record_one_run(tmp_path):
+    """`torchrun --nproc_per_node=2 experiments/…`: gloo on CPU, only rank 0 observes (even with -F)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(ROOT / "experiments" / "table3_ablation.py"), "with", "smoke", "steps=2",
+                          f"run_dir={tmp_path / 'ck'}", "-F", str(tmp_path / "runs")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    run = read_file_run(tmp_path / "runs")
+    assert run["info"]["world_size"] == 2 and run["metrics"]["loss"]["steps"] == [1, 2]
+    assert not (tmp_path / "runs" / "2").exists()
