@@ -54,7 +54,7 @@ def table_config(table):
     num_workers = _c["num_workers"]
     checkpoint_every = _c["checkpoint_every"]
     keep_checkpoints = _c["keep_checkpoints"]  # 0: keep all
-    run_dir = _c["run_dir"]  # None: runs/checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
+    run_dir = _c["run_dir"]  # None: $SRI_RUNS_DIR or runs, then /checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
     resume = _c["resume"]  # continue from the latest checkpoint in run_dir
     max_nonfinite = _c["max_nonfinite"]  # non-finite losses in a row before reloading a checkpoint
     log_every = _c["log_every"]

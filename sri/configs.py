@@ -323,6 +323,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_run_dir(config: dict[str, Any]) -> str:
-    """`runs/checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>` for a config."""
-    return (f"runs/checkpoints/table{config.get('table', 0)}/{config.get('row') or 'custom'}/"
+    """`$SRI_RUNS_DIR (default runs)/checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>`."""
+    import os
+
+    base = os.environ.get("SRI_RUNS_DIR") or "runs"
+    return (f"{base}/checkpoints/table{config.get('table', 0)}/{config.get('row') or 'custom'}/"
             f"{config['dataset']}/{config.get('preset', 'custom')}/seed{config.get('seed', 0)}")
