@@ -90,6 +90,7 @@ class SRI(nn.Module):
         mu_o, z_o = seg.mu.detach(), seg.z.detach()
         s, scene_kl = self._scene(z_o)
         # 3. Imagine: rollout, match, ordered posterior with correlated variances
+        r_z = None
         if o["order_alignment"]:
             r_z, r_mu, r_std = self.prior.rollout(s, K, batch_size=B, like=x)
             order = match(o["matching"], r_mu, mu_o)
@@ -113,7 +114,8 @@ class SRI(nn.Module):
             terms=terms, recon=(masks * rgb).sum(1), masks=masks, order=order, slot_images=rgb,
             seg_recon=(seg_logm.exp() * seg_rgb).sum(1) if decode_seg else None,
             seg_masks=seg_logm.exp() if decode_seg else None, att_masks=seg.att_log_masks.exp(),
-            extras={"z": z_hat, "mu": mu_hat, "seg_z": seg.z})
+            extras={"z": z_hat, "mu": mu_hat, "seg_z": seg.z,
+                    **({"rollout_z": r_z} if r_z is not None else {})})
 
     def forward(self, x: Tensor) -> ModelOutput:
         """Full training pass on x `[B, 3, H, W]` in [0, 1]; see `ModelOutput`."""
