@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["ConvGNReLU", "UNet", "unet_num_blocks", "InstanceColouringSBP", "BroadcastDecoder",
-           "pixel_coords", "clamp_preserve_gradients", "xavier_init"]
+           "pixel_coords", "clamp_preserve_gradients", "xavier_init", "check_generator"]
 
 
 def pixel_coords(size: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
@@ -34,6 +34,13 @@ def xavier_init(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.xavier_normal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def check_generator(generator: torch.Generator | None, ref: Tensor) -> None:
+    """Fail clearly when a sampling generator is on another device than the model."""
+    if generator is not None and generator.device.type != ref.device.type:
+        raise ValueError(f"generator is on {generator.device} but the model is on {ref.device}; "
+                         f"create it with torch.Generator(device={str(ref.device)!r})")
 
 
 class ConvGNReLU(nn.Sequential):

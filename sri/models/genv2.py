@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from sri.models.blocks import xavier_init
+from sri.models.blocks import check_generator, xavier_init
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.segregation import GenesisV2Segregation
@@ -131,6 +131,7 @@ class GenesisV2(nn.Module):
         if K < 1 or n < 1:
             raise ValueError(f"sample needs n >= 1 and num_slots >= 1; got n={n}, num_slots={K}")
         ref = next(self.parameters())
+        check_generator(generator, ref)
         s = None
         if self.scene_encoder is not None:
             s = torch.randn(n, self.scene_dim, device=ref.device, dtype=ref.dtype,

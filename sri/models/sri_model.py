@@ -8,7 +8,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.matching import match
-from sri.models.blocks import BroadcastDecoder
+from sri.models.blocks import BroadcastDecoder, check_generator
 from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
@@ -142,6 +142,7 @@ class SRI(nn.Module):
         if K < 1 or n < 1:
             raise ValueError(f"sample needs n >= 1 and num_slots >= 1; got n={n}, num_slots={K}")
         ref = next(self.parameters())
+        check_generator(generator, ref)
         s = None
         if self.scene_encoder is not None:
             s = torch.randn(n, self.scene_dim, device=ref.device, dtype=ref.dtype,

@@ -53,6 +53,8 @@ def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
     Errors are batch means of per-image NLLs. When the loss is non-finite, no optimizer step is
     taken, GECO is not updated and `finite` is 0.0. Returns floats: `loss`, every term (batch
     mean), `beta_seg`, `beta_sri` (SRI only; the betas used in this step) and `finite`.
+    Under torch.distributed the finite flag is all-reduced so that all ranks skip together;
+    each rank keeps its own GECO state, as in the authors' release.
     """
     device = next(model.parameters()).device
     x = _images(batch, device)
@@ -73,7 +75,11 @@ def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
         err_sri = terms["sri_nll"]
         kl_sri = sum(terms[k] for k in SRI_KL_TERMS)
         loss = loss + geco_sri.loss(err_sri, kl_sri, update=False)
-    finite = bool(torch.isfinite(loss).item())
+    flag = torch.isfinite(loss.detach()).to(torch.float32)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # every DDP rank must skip together, or the gradient all-reduce would hang
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    finite = bool(flag.item())
     if finite:
         if scaler is not None:
             scaler.scale(loss).backward()
