@@ -42,7 +42,7 @@ def _peak_rss_mib() -> float:
 def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: int = 64,
                      num_slots: int = 9, batch_size: int = 32, steps: int = 5, warmup: int = 1,
                      device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
-                     channels_last: bool = False, seed: int = 0, fp32_precision: str | None = None,
+                     channels_last: bool = False, seed: int = 0,
                      tune_allocator: bool = True) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
     import torch
@@ -54,8 +54,6 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
         tune_cpu_allocator()
     if threads:
         torch.set_num_threads(int(threads))
-    if fp32_precision is not None:  # "bf16" on CPU is the analogue of TF32 convolutions on CUDA
-        torch.backends.mkldnn.conv.fp32_precision = fp32_precision
     torch.manual_seed(seed)
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -108,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--amp", default=None, choices=["bf16", "fp16"], help="autocast dtype (default off)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    p.add_argument("--fp32-precision", default=None, choices=["ieee", "bf16"],
-                   help="oneDNN fp32 convolution math on CPU (bf16 ~ CUDA's default TF32 convs)")
     p.add_argument("--omp-active", action="store_true",
                    help="keep OpenMP's default spin-waiting (default here: OMP_WAIT_POLICY=PASSIVE "
                         "unless set in the environment)")
@@ -118,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
                          a.warmup, a.device, a.threads, a.amp, a.channels_last,
-                         fp32_precision=a.fp32_precision, tune_allocator=not a.no_tune_allocator)
+                         tune_allocator=not a.no_tune_allocator)
     mem = "peak CUDA memory allocated" if a.device.startswith("cuda") else "peak RSS"
     print(f"train-step model={a.model} likelihood={a.likelihood} image={a.image_size} K={a.num_slots} "
           f"batch={a.batch_size} device={a.device} threads={r['threads']} steps={r['steps']} "
-          f"amp={a.amp} channels_last={a.channels_last} fp32_precision={a.fp32_precision} "
+          f"amp={a.amp} channels_last={a.channels_last} "
           f"allocator_tuned={not a.no_tune_allocator} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')} (pid {os.getpid()})")
     print(f"median {r['median_s']:.3f} s/step (best {r['best_s']:.3f}), {r['steps_per_s']:.3f} steps/s, "
