@@ -66,6 +66,7 @@ def table_config(table):
     num_ari = _c["num_ari"]
     num_bpd = _c["num_bpd"]
     num_sacc = _c["num_sacc"]
+    num_order = _c["num_order"]  # samples for the final order_consistency (0: skip)
     eval_batch_size = _c["eval_batch_size"]
     fid_feature_extractor = _c["fid_feature_extractor"]  # name or "module:Class" to register
     sample_every = _c["sample_every"]

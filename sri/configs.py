@@ -161,6 +161,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "eval_num": 64,               # images per metric for the periodic evaluation
     "final_metrics": ["fid", "ari_fg", "nelbo_bpd"],
     "num_fid": 10_000, "num_ari": 320, "num_bpd": 5_000, "num_sacc": 1_000,
+    "num_order": 256,             # samples for the final order_consistency metric (0: skip)
     "eval_batch_size": 64, "fid_feature_extractor": "inception-v3-compat",
     "sample_every": 0, "progress": True,
     "time_limit": 0,              # seconds of training after which the run finishes early (0: none)
@@ -173,7 +174,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"dataset": "blocks", "image_size": 16, "num_slots": 3, "steps": 4, "batch_size": 4,
               "device": "cpu", "checkpoint_every": 2, "log_every": 1, "eval_every": 0,
               "data_options": {"num": 32}, "num_fid": 16, "num_ari": 8, "num_bpd": 8,
-              "num_sacc": 8, "eval_batch_size": 8, "eval_num": 8, "keep_checkpoints": 2},
+              "num_sacc": 8, "num_order": 16, "eval_batch_size": 8, "eval_num": 8,
+              "keep_checkpoints": 2},
     # 6 minutes of training per run on a CPU, whatever its speed (`python -m sri.demo` runs two
     # of them); `steps` is only an upper bound here
     "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 5, "steps": 5000, "batch_size": 8,
@@ -302,7 +304,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")
     if not isinstance(cfg["time_limit"], (int, float)) or cfg["time_limit"] < 0:
         raise ConfigError(f"time_limit must be a number of seconds >= 0, got {cfg['time_limit']!r}")
-    for key in ("checkpoint_every", "log_every", "eval_every", "sample_every", "keep_checkpoints",
+    for key in ("checkpoint_every", "log_every", "eval_every", "sample_every", "keep_checkpoints", "num_order",
                 "max_nonfinite", "num_workers", "lr_warmup_steps", "lr_decay_every"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise ConfigError(f"{key} must be an integer >= 0, got {cfg[key]!r}")

@@ -51,6 +51,7 @@ def test_smoke_run_end_to_end(tmp_path, script, table, row, extra):
     assert got == want or (got == want - {"fid"} and "fid_skipped" in run["info"])
     if extra:
         assert "fid" in m  # the registered small extractor computed it
+    assert m["order_consistency"]["steps"] == [2]
     info = run["info"]
     assert Path(info["checkpoint"]).name == "ckpt_00000002.pt" and Path(info["checkpoint"]).is_file()
     assert info["checkpoints"][-1] == info["checkpoint"]

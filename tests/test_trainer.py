@@ -102,6 +102,7 @@ def test_periodic_eval_and_samples_do_not_change_the_training_stream(tmp_path):
     assert [s for s, _ in log.scalars["loss"]] == [1, 2, 3, 4]
     assert {"seg_nll", "seg_kl", "beta_seg", "lr"} <= set(log.scalars)
     assert log.scalars["nelbo_bpd"][-1][0] == 4
+    assert 0.0 < log.scalars["order_consistency"][-1][1] <= 1.0
     assert log.info["checkpoint"].endswith("ckpt_00000004.pt")
     assert all(p.endswith(".pt") for p in log.info["checkpoints"])
     assert not any(p.endswith(".pt") for p in log.artifacts)

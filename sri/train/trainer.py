@@ -635,6 +635,13 @@ class Trainer:
                     msg = f"FID skipped: {e}"
                     print(f"[sri] WARNING: {msg}", file=sys.stderr)
                     self._info("fid_skipped", str(e))
+            n_order = self.config["num_order"]
+            if n_order and hasattr(model, "sample"):
+                from sri.metrics.order import order_consistency_from_model
+
+                oc = self._guarded(order_consistency_from_model, model, num_samples=n_order,
+                                   batch_size=self.config["eval_batch_size"], seed=0)
+                results["order_consistency"] = oc["order_consistency"]
             for k, v in results.items():
                 self._scalar(k, v, step)
             self._info("final_metrics", {k: float(v) for k, v in results.items()})
