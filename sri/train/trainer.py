@@ -274,11 +274,11 @@ class Trainer:
         return os.environ.get("SRI_DATA", "data")
 
     def dataset_kwargs(self) -> dict[str, Any]:
-        """Keywords for build_dataset/evaluate: image size for synthetic data plus data_options."""
+        """Keywords for build_dataset: the model's image size plus data_options."""
         c = self.config
         kw = dict(c["data_options"])
-        if DATASETS[c["dataset"]]["synthetic"]:
-            kw.setdefault("image_size", c["model_options"]["image_size"])
+        # synthetic data are generated at this size; a converted cache of another size is refused
+        kw.setdefault("image_size", c["model_options"]["image_size"])
         return kw
 
     def build_dataset(self, split: str = "train") -> torch.utils.data.Dataset:
