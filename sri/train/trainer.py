@@ -26,6 +26,7 @@ import torch.distributed as dist
 
 from sri.checkpoint import load_checkpoint, save_checkpoint
 from sri.configs import ConfigError, DATASETS, default_run_dir, validate_config
+from sri.train.runtime import tune_cpu_allocator
 
 CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.pt$")
 
@@ -455,6 +456,8 @@ class Trainer:
         self.device = resolve_device(c["device"], self.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        else:
+            tune_cpu_allocator()  # ~1.5x faster steps on CPU (see sri.train.runtime)
         seed_everything(c["seed"])
         model = self.build_model().to(self.device)
         self.dataset = self.build_dataset("train")
