@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # running `python experiments/x.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
+import warnings  # noqa: E402
+
+# sacred 0.8.7 imports pkg_resources (setup.cfg pins setuptools<81 for it); its deprecation
+# warning says nothing actionable to a user
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from sacred import Experiment  # noqa: E402
 
 import sri.configs as C  # noqa: E402
