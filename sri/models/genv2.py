@@ -7,9 +7,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from sri.models.blocks import check_generator, xavier_init
+from sri.models.blocks import xavier_init
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
+from sri.models.sampling import decode_sample, start_sampling
 from sri.models.segregation import GenesisV2Segregation
 from sri.objectives import image_nll, kl_std_normal, normal_log_prob
 
@@ -118,25 +119,13 @@ class GenesisV2(nn.Module):
             inp = z.unsqueeze(1)
         return torch.stack(zs, 1)
 
-    def _decode(self, z: Tensor) -> SampleOutput:
-        rgb, logm = self.segregation.decoder.decode_slots(z)
-        masks = logm.exp()
-        return SampleOutput(images=(masks * rgb).sum(1), masks=masks, slot_images=rgb, z=z)
-
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, num_slots: int | None = None,
                generator: torch.Generator | None = None) -> SampleOutput:
         """Prior samples (std times `temperature`), `num_slots` slots (default K), decoded."""
-        K = self.num_slots if num_slots is None else int(num_slots)
-        if K < 1 or n < 1:
-            raise ValueError(f"sample needs n >= 1 and num_slots >= 1; got n={n}, num_slots={K}")
-        ref = next(self.parameters())
-        check_generator(generator, ref)
-        s = None
-        if self.scene_encoder is not None:
-            s = torch.randn(n, self.scene_dim, device=ref.device, dtype=ref.dtype,
-                            generator=generator) * temperature
-        return self._decode(self._rollout(s, n, K, temperature, generator, ref))
+        K, ref, s = start_sampling(self, n, temperature, num_slots, generator)
+        z = self._rollout(s, n, K, temperature, generator, ref)
+        return decode_sample(self.segregation.decoder, z)
 
     @torch.no_grad()
     def imagine(self, x: Tensor, temperature: float = 1.0) -> SampleOutput:
@@ -148,4 +137,5 @@ class GenesisV2(nn.Module):
         seg = self.segregation.encode(x)
         s_mu, s_std = self.scene_encoder(seg.z)
         s = s_mu + s_std * torch.randn_like(s_std)
-        return self._decode(self._rollout(s, x.shape[0], self.num_slots, temperature, None, x))
+        z = self._rollout(s, x.shape[0], self.num_slots, temperature, None, x)
+        return decode_sample(self.segregation.decoder, z)

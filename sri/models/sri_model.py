@@ -8,10 +8,11 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.matching import match
-from sri.models.blocks import BroadcastDecoder, check_generator
+from sri.models.blocks import BroadcastDecoder
 from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
+from sri.models.sampling import decode_sample, start_sampling
 from sri.models.segregation import GenesisV2Segregation
 from sri.objectives import image_nll, kl_normal, kl_std_normal, mc_kl_normal
 
@@ -129,27 +130,14 @@ class SRI(nn.Module):
         return {"nll": t["sri_nll"], "scene_kl": t["scene_kl"], "slot_kl": t["slot_kl"],
                 "cross_order_kl": t["cross_order_kl"]}
 
-    def _decode_sample(self, z: Tensor) -> SampleOutput:
-        rgb, logm = self.decoder.decode_slots(z)
-        masks = logm.exp()
-        return SampleOutput(images=(masks * rgb).sum(1), masks=masks, slot_images=rgb, z=z)
-
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, num_slots: int | None = None,
                generator: torch.Generator | None = None) -> SampleOutput:
         """Unconditional scenes: s ~ N(0, tau^2 I), rollout of `num_slots` (default K) slots, decode."""
-        K = self.num_slots if num_slots is None else int(num_slots)
-        if K < 1 or n < 1:
-            raise ValueError(f"sample needs n >= 1 and num_slots >= 1; got n={n}, num_slots={K}")
-        ref = next(self.parameters())
-        check_generator(generator, ref)
-        s = None
-        if self.scene_encoder is not None:
-            s = torch.randn(n, self.scene_dim, device=ref.device, dtype=ref.dtype,
-                            generator=generator) * temperature
+        K, ref, s = start_sampling(self, n, temperature, num_slots, generator)
         z, _, _ = self.prior.rollout(s, K, batch_size=n, temperature=temperature,
                                      generator=generator, like=ref)
-        return self._decode_sample(z)
+        return decode_sample(self.decoder, z)
 
     @torch.no_grad()
     def imagine(self, x: Tensor, temperature: float = 1.0) -> SampleOutput:
@@ -159,4 +147,4 @@ class SRI(nn.Module):
         s, _ = self._scene(seg.z)
         z, _, _ = self.prior.rollout(s, self.num_slots, batch_size=x.shape[0],
                                      temperature=temperature, like=x)
-        return self._decode_sample(z)
+        return decode_sample(self.decoder, z)

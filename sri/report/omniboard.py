@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from sri.tracking.mongo_server import stop_process
+
 OMNIBOARD_VERSION = "2.16.1"
 DEFAULT_PREFIX = Path(".cache") / "omniboard"
 DEFAULT_PORT = 9000
@@ -139,13 +141,7 @@ class Omniboard:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate Omniboard (SIGTERM, then SIGKILL)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self.process = None
         if self._log is not None:
             self._log.close()

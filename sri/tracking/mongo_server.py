@@ -61,6 +61,17 @@ def _tail(path: Path, n_chars: int = 3000) -> str:
     return text[-n_chars:] if text.strip() else "(server log is empty)"
 
 
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM a child process, SIGKILL it after `timeout` seconds, and reap it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class LocalMongoServer:
     """A MongoDB-wire server process on 127.0.0.1, usable as a context manager.
 
@@ -146,13 +157,7 @@ class LocalMongoServer:
     def stop(self, timeout: float = 30.0) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after `timeout` s) and wait for it."""
         atexit.unregister(self.stop)
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()

@@ -262,20 +262,11 @@ def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.P
     return attached
 
 
-class SacredRunLogger:
-    """The trainer's logger protocol on top of a Sacred `_run`."""
+def SacredRunLogger(run: Any) -> Any:
+    """The trainer's logger protocol on top of a Sacred `_run` (log_scalar, info, artifacts)."""
+    from sri.train.trainer import RunLogger
 
-    def __init__(self, run: Any) -> None:
-        self.run = run
-
-    def log_scalar(self, name: str, value: float, step: int) -> None:
-        self.run.log_scalar(name, float(value), int(step))
-
-    def set_info(self, key: str, value: Any) -> None:
-        self.run.info[key] = value
-
-    def add_artifact(self, path: str, name: str | None = None) -> None:
-        self.run.add_artifact(str(path), name=name)
+    return RunLogger(run)
 
 
 def configure_capture(ex: Any) -> None:

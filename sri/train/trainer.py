@@ -73,7 +73,7 @@ class MemoryLogger(NullLogger):
         self.artifacts.append(str(path))
 
 
-class _RunAdapter(NullLogger):
+class RunLogger(NullLogger):
     """Duck-typed adapter for an object with `log_scalar`, an `info` dict and `add_artifact`."""
 
     def __init__(self, run: Any) -> None:
@@ -96,7 +96,7 @@ def as_logger(run: Any) -> Logger:
     if all(hasattr(run, m) for m in ("log_scalar", "set_info", "add_artifact")):
         return run
     if hasattr(run, "log_scalar") and hasattr(run, "info"):
-        return _RunAdapter(run)
+        return RunLogger(run)
     raise TypeError(f"cannot log to {type(run).__name__}: need log_scalar/set_info/add_artifact")
 
 
