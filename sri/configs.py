@@ -265,7 +265,9 @@ def experiment_config(table: int, row: str | None = None, dataset: str | None = 
                num_slots=DATASETS[dataset]["num_slots"])
     cfg.update(_optim(rs["base"], dataset))
     cfg.update(geco_goal=fam["geco_goal"], geco_lr=rs["geco_lr"], geco_speedup=10.0, geco_alpha=0.99)
-    metrics = [m for m in spec["metrics"] if m != "s_acc" or dataset == "shapestacks"]
+    # the table's metrics plus the (cheap) bound in bpd for every run; S-Acc where blocks are stacked
+    metrics = list(dict.fromkeys([*spec["metrics"], "nelbo_bpd", "sri_loss_bpd"]))
+    metrics = [m for m in metrics if m != "s_acc" or dataset in ("shapestacks", "blocks")]
     if rs["model"] not in ("sri", "sri_sa", "sri_emorl"):
         metrics = [m for m in metrics if m != "sri_loss_bpd"]
     cfg["final_metrics"] = metrics

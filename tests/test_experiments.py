@@ -130,7 +130,11 @@ def test_paper_hyperparameters():
     assert C.experiment_config(3, "d")["model_options"]["likelihood"] == "gaussian"  # SRI-G
     assert C.experiment_config(4, "sri")["model_options"]["likelihood"] == "mog"
     assert C.experiment_config(4, "genv2_scene")["model_options"]["scene_variable"] is True
-    assert C.experiment_config(3, "d")["final_metrics"] == ["fid", "sri_loss_bpd", "s_acc"]
+    assert C.experiment_config(3, "d")["final_metrics"] == ["fid", "sri_loss_bpd", "s_acc", "nelbo_bpd"]
+    # every run also reports its bound; S-Acc on the stacked datasets only; L_SRI only for SRI
+    assert C.experiment_config(2, "genv2_mog", "blocks")["final_metrics"] == \
+        ["fid", "ari_fg", "s_acc", "nelbo_bpd"]
+    assert "s_acc" not in C.experiment_config(2, "sri_mog", "clevr6")["final_metrics"]
 
 
 @pytest.mark.parametrize("args,message", [
