@@ -53,8 +53,8 @@ def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
     Errors are batch means of per-image NLLs. When the loss is non-finite, no optimizer step is
     taken, GECO is not updated and `finite` is 0.0. Returns floats: `loss`, every term (batch
     mean), `beta_seg`, `beta_sri` (SRI only; the betas used in this step) and `finite`.
-    Under torch.distributed the finite flag is all-reduced so that all ranks skip together;
-    each rank keeps its own GECO state, as in the authors' release.
+    Under torch.distributed the finite flag is all-reduced so that all ranks skip together; GECO
+    sees this rank's error unless its `update` averages over ranks (the trainer's GECOs do).
     """
     device = next(model.parameters()).device
     x = _images(batch, device)
