@@ -54,7 +54,9 @@ class GenesisV2Segregation(nn.Module):
         pooled = torch.bmm(masks, feats.transpose(1, 2))  # [B, K, C]
         pooled = pooled @ conv.weight.flatten(1).t() + msum * conv.bias
         pooled = pooled / (msum + 1e-5)  # [B, K, 2D]
-        mu, s = self.z_head(pooled).float().chunk(2, dim=-1)
+        # contiguous copies, not chunk views: views returned from a torch.compile'd graph and
+        # detached later trip AOT autograd's view replay ("shape ... is invalid for input")
+        mu, s = (t.contiguous() for t in self.z_head(pooled).float().chunk(2, dim=-1))
         std = F.softplus(s + 0.5) + 1e-8
         z = mu + std * torch.randn_like(std)
         return Segregation(log_m, mu, std, z)
