@@ -139,7 +139,8 @@ def _fid_and_sacc(model, data: _Data, want: list[str], *, device, batch_size, nu
                layer=layer, image_size=tuple(_images(first).shape[-2:]),
                root=str(Path(data.root).resolve()) if data.root is not None else None,
                dataset_kwargs=json.dumps(opts["dataset_kwargs"] or {}, sort_keys=True, default=str),
-               fingerprint=F.image_fingerprint(_images(first)[:16]))
+               fingerprint=F.image_fingerprint(_images(first)[:16]),
+               extractor=F.extractor_fingerprint(ext, _images(first)))
 
     def real_stats() -> F.FIDStats:
         def gen_real():

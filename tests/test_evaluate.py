@@ -1,8 +1,6 @@
 """`sri.evaluate`: end to end on a tiny checkpoint with a small FID feature extractor and on-the-fly data."""
 import json
 import math
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -11,45 +9,14 @@ from torch import nn
 from sri.evaluate import evaluate, main, parse_metrics
 from sri.metrics import fid as F
 
-EXTRACTOR_MODULE = textwrap.dedent('''
-    """Registers 'tiny-eval': a fixed random conv net, a stand-in for Inception in tests."""
-    import torch
-    from torch import nn
-    from sri.metrics.fid import register_feature_extractor, torch_fidelity_api
-
-    class TinyEval(torch_fidelity_api().FeatureExtractorBase):
-        def __init__(self, name, features_list, **kwargs):
-            super().__init__(name, features_list)
-            g = torch.Generator().manual_seed(0)
-            self.conv = nn.Conv2d(3, 8, 3, stride=2)
-            with torch.no_grad():
-                self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3)
-
-        @staticmethod
-        def get_provided_features_list():
-            return ("f",)
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "f"
-
-        def forward(self, x):
-            return (torch.tanh(self.conv(x.float() / 127.5 - 1)).mean((2, 3)),)
-
-    if "tiny-eval" not in torch_fidelity_api().registry:
-        register_feature_extractor("tiny-eval", TinyEval)
-''')
 
 SIZES = ["--num-fid", "24", "--num-ari", "10", "--num-bpd", "10", "--num-sacc", "12", "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
-def extractor_module(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ext")
-    (d / "sri_tiny_eval_ext.py").write_text(EXTRACTOR_MODULE)
-    sys.path.insert(0, str(d))
-    yield "sri_tiny_eval_ext"
-    sys.path.remove(str(d))
+def extractor_module():
+    """Module name for `--import`: registers the "tiny" feature extractor (tests/tiny_fid.py)."""
+    return "tiny_fid"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +41,7 @@ def checkpoint(tmp_path_factory, tiny_model):
 def test_cli_end_to_end(checkpoint, extractor_module, tmp_path, capsys):
     out = tmp_path / "results.json"
     argv = [str(checkpoint), "--metrics", "fid,ari_fg,nelbo_bpd,sri_loss_bpd,s_acc", "--device", "cpu",
-            "--feature-extractor", "tiny-eval", "--import", extractor_module, "--fid-cache",
+            "--feature-extractor", "tiny", "--import", extractor_module, "--fid-cache",
             str(tmp_path / "fidcache"), "--out", str(out), "--no-progress", *SIZES]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -86,7 +53,7 @@ def test_cli_end_to_end(checkpoint, extractor_module, tmp_path, capsys):
     assert 0 < m["nelbo_bpd"] <= m["sri_loss_bpd"]  # L_SRI adds the (non-negative) crossOrderKL
     assert rec["dataset"] == "blocks" and rec["step"] == 7 and rec["model"] == "sri"
     assert "fid:" in printed and "s_acc:" in printed
-    cached = list((tmp_path / "fidcache").glob("blocks-test-tiny-eval-24-*.npz"))
+    cached = list((tmp_path / "fidcache").glob("blocks-test-tiny-24-*.npz"))
     assert len(cached) == 1  # the real statistics were cached ...
     assert main(argv) == 0
     assert json.loads(out.read_text())["metrics"] == m  # ... and a rerun is deterministic
@@ -160,7 +127,7 @@ def test_fid_zero_for_identical_sets_and_sacc_on_true_masks(extractor_module, tm
     importlib.import_module(extractor_module)
     ds = build_dataset("blocks", None, "test", num=40, image_size=32)
     res = evaluate(EchoModel(ds), dataset={"test": ds}, metrics="fid,s_acc", num_fid=40, num_sacc=40,
-                   batch_size=16, feature_extractor="tiny-eval", progress=False)
+                   batch_size=16, feature_extractor="tiny", progress=False)
     assert abs(res["fid"]) < 1e-6
     assert res["s_acc"] == 1.0  # true blocks masks are plausible stacks
 

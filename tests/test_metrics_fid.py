@@ -11,36 +11,12 @@ from torch import nn
 from sri.metrics import fid as F
 
 
-class TinyExtractor(F.torch_fidelity_api().FeatureExtractorBase):
-    """A fixed random conv net (seeded) mapping uint8 images to 16-d features."""
-
-    def __init__(self, name, features_list, **kwargs):
-        super().__init__(name, features_list)
-        g = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, 16, 3, stride=2)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3)
-            self.conv.bias.zero_()
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("feat",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "feat"
-
-    def forward(self, x):
-        assert x.dtype == torch.uint8
-        h = torch.tanh(self.conv(x.float() / 127.5 - 1))
-        return (h.mean((2, 3)),)
+from tiny_fid import NAME as TINY, TinyExtractor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    if "tiny-test" not in F.torch_fidelity_api().registry:
-        F.register_feature_extractor("tiny-test", TinyExtractor)
-    return "tiny-test"
+    return TINY
 
 
 def scipy_fid(mu1, s1, mu2, s2):
@@ -188,3 +164,14 @@ def test_stats_cache(tmp_path):
     assert (hit_a, hit_b, hit_c) == (False, True, False) and len(calls) == 2
     np.testing.assert_array_equal(a.sigma, b.sigma)
     assert b.count == 10
+
+
+def test_extractor_fingerprint_tells_extractors_apart(tiny):
+    """Cached real statistics are keyed by the extractor's features, not only by its name."""
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    a = F.build_feature_extractor(tiny)
+    b = F.build_feature_extractor(tiny)
+    assert F.extractor_fingerprint(a, images) == F.extractor_fingerprint(b, images)
+    with torch.no_grad():
+        b.conv.weight.mul_(2.0)
+    assert F.extractor_fingerprint(a, images) != F.extractor_fingerprint(b, images)

@@ -308,11 +308,18 @@ def image_fingerprint(images: Tensor) -> str:
     return hashlib.sha1(quantize_uint8(images).cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+def extractor_fingerprint(extractor: nn.Module, images: Tensor) -> str:
+    """Short hash of the extractor's features of a few images (rounded), so cached statistics
+    notice an extractor whose weights or feature size changed under the same name."""
+    feats = extract_features(extractor, [images[:4]])
+    return hashlib.sha1(np.round(feats.numpy(), 4).tobytes() + str(feats.shape).encode()).hexdigest()[:16]
+
+
 __all__ = [
     "INCEPTION_NAME", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "WEIGHTS_ENV", "CACHE_ENV",
     "InceptionWeightsMissing", "TorchFidelityAPI", "torch_fidelity_api", "register_feature_extractor",
     "feature_extractor_class", "default_inception_weights_path", "resolve_inception_weights",
     "build_feature_extractor", "quantize_uint8", "extract_features", "FIDStats", "feature_statistics",
     "frechet_distance", "fid_from_stats", "fid_between", "default_cache_dir", "stats_cache_path",
-    "cached_stats", "image_fingerprint",
+    "cached_stats", "image_fingerprint", "extractor_fingerprint",
 ]
