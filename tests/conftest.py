@@ -1,7 +1,8 @@
-"""Session-wide test isolation: caches the suite writes go to a temporary folder, not ~/.cache."""
+"""Shared test fixtures: caches in a temporary folder (not ~/.cache), single-threaded tiny models."""
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -14,3 +15,12 @@ def _isolated_caches(tmp_path_factory):
         os.environ.pop("SRI_FID_CACHE", None)
     else:
         os.environ["SRI_FID_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors on a shared 2-core machine: one torch thread avoids OpenMP contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

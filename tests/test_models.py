@@ -11,13 +11,7 @@ from sri.models.relate import SceneEncoder
 SRI_TERMS = {"seg_nll", "seg_kl", "sri_nll", "scene_kl", "slot_kl", "cross_order_kl"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name="sri", **kw):

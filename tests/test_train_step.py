@@ -9,13 +9,7 @@ from sri.objectives import GECO
 from sri.train import make_gecos, train_step
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name="sri", **kw):
