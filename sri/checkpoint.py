@@ -27,29 +27,186 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict, with a clear error for a missing or unreadable file."""
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used (missing, truncated, not a sri checkpoint)."""
+
+
+class CheckpointCorrupt(CheckpointError):
+    """The file exists but cannot be read (truncated, damaged, or not a checkpoint at all)."""
+
+
+class CheckpointUntrusted(CheckpointError):
+    """An old-format checkpoint that only a full (code-running) unpickle can read."""
+
+
+TRUST_HINT = ("pass --trust-checkpoint (Python: trust_checkpoint=True) only if you trust where the "
+              "file came from; the trainer re-saves it in the safe format at its next checkpoint")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    trust: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict safely (`torch.load(weights_only=True)`).
+
+    Files that need a full unpickle (old format, or crafted to run code) raise CheckpointUntrusted
+    unless `trust` is True; unreadable files raise CheckpointCorrupt.
+    """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path} (train a model first, e.g. "
                                 f"`python experiments/table3_ablation.py with smoke`)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # "Unsupported global": the file names Python objects to rebuild (old format or crafted);
+        # any other unpickling error is a damaged file
+        needs_pickle = "unsupported global" in str(e).lower()
+        if not needs_pickle and not trust:
+            raise CheckpointCorrupt(f"checkpoint {path} could not be read ({type(e).__name__}: "
+                                    f"{_first_line(e)}); it may be truncated or not a sri checkpoint") from e
+        if not trust:
+            raise CheckpointUntrusted(
+                f"checkpoint {path} is not in the safe format: loading it would run code stored in "
+                f"the file. If it is an old sri checkpoint, {TRUST_HINT}") from None
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            raise CheckpointCorrupt(f"checkpoint {path} could not be read ({type(e2).__name__}: "
+                                    f"{_first_line(e2)})") from e2
     except Exception as e:  # corrupt / truncated file
-        raise RuntimeError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); "
-                           f"it may be truncated or not a sri checkpoint") from e
+        raise CheckpointCorrupt(f"checkpoint {path} could not be read ({type(e).__name__}: "
+                                f"{_first_line(e)}); it may be truncated or not a sri checkpoint") from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointCorrupt(f"checkpoint {path} holds a {type(ckpt).__name__}, not a sri "
+                                f"checkpoint dict")
+    return ckpt
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else ""
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+               trust: bool = False):
     """Rebuild the model stored in a checkpoint and load its weights; returns (model, ckpt)."""
     from sri.models import build_model
 
-    ckpt = load_checkpoint(path, map_location)
+    ckpt = load_checkpoint(path, map_location, trust=trust)
     for key in ("model_name", "model_options", "model_state"):
         if key not in ckpt:
-            raise RuntimeError(f"checkpoint {path} has no {key!r}: not a sri checkpoint")
+            raise CheckpointCorrupt(f"checkpoint {path} has no {key!r}: not a sri checkpoint")
     model = build_model(ckpt["model_name"], **ckpt["model_options"])
     model.load_state_dict(ckpt["model_state"])
     model.to(map_location)
     model.eval()
     return model, ckpt
+
+
+class RunDirLocked(RuntimeError):
+    """Another process is training into the same run folder."""
+
+
+LOCK_NAME = ".lock"
+
+
+class RunDirLock:
+    """An exclusive, advisory lock on a run folder (`flock` on `<dir>/.lock`).
+
+    The lock file names the holder (pid, host, start time, command). The operating system drops
+    the lock when the holder exits, even on a crash or `kill -9`, so a stale `.lock` file never
+    blocks anyone. `acquire` raises RunDirLocked naming the other process.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def holder(self) -> str:
+        """What the lock file says about its holder (may be stale when nobody holds the lock)."""
+        try:
+            return self.path.read_text().strip() or "unknown process"
+        except OSError:
+            return "unknown process"
+
+    def acquire(self) -> "RunDirLock":
+        """Take the lock without waiting; RunDirLocked if another process holds it."""
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        if self._fd is not None:
+            return self
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunDirLocked(
+                f"run folder {self.run_dir} is in use by another training process ({self.holder()}); "
+                f"wait for it to finish (or stop it), or pass run_dir=... for a separate folder") from None
+        info = (f"pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:300]}")
+        os.ftruncate(fd, 0)
+        os.write(fd, (info + "\n").encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (the file stays; it only says who held it last)."""
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunDirLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RunDirNotWritable(RuntimeError):
+    """A folder the run must write to is read-only, full, or otherwise unusable."""
+
+
+def write_error_reason(e: OSError) -> str:
+    """A short human reason for a failed write ("disk full", "read-only file system", ...)."""
+    import errno
+
+    reasons = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a path component is a file"}
+    return reasons.get(e.errno, e.strerror or str(e))
+
+
+def check_writable(folder: str | os.PathLike, need_bytes: int = 0, what: str = "checkpoints") -> None:
+    """Create `folder`, write and delete a small probe file, and check `need_bytes` are free.
+
+    Raises RunDirNotWritable with one line ("cannot write checkpoints to DIR: disk full").
+    """
+    import shutil
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        raise RunDirNotWritable(f"cannot write {what} to {folder}: {write_error_reason(e)}") from None
+    if need_bytes and free < need_bytes:
+        raise RunDirNotWritable(f"cannot write {what} to {folder}: disk full ({free / 1e6:.0f} MB free, "
+                                f"about {need_bytes / 1e6:.0f} MB needed); free some space or use a "
+                                f"folder on another disk")

@@ -300,6 +300,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (paper: 1)")
     p.add_argument("--num-slots", type=int, default=None, help="slots when sampling (default: K)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="also load an old-format checkpoint that needs a full unpickle (this can run "
+                        "code stored in the file: only for files you trust)")
     return p
 
 
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     from sri.metrics.fid import InceptionWeightsMissing
 
     try:
-        model, ckpt = load_model(args.checkpoint, map_location=device)
+        model, ckpt = load_model(args.checkpoint, map_location=device, trust=args.trust_checkpoint)
     except (FileNotFoundError, RuntimeError) as e:
         print(f"sri evaluate: {e}", file=sys.stderr)
         return 2

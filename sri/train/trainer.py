@@ -24,11 +24,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sri.checkpoint import load_checkpoint, save_checkpoint
+from sri.checkpoint import (CheckpointCorrupt, RunDirLock, RunDirNotWritable, check_writable,
+                            load_checkpoint, save_checkpoint, write_error_reason)
 from sri.configs import ConfigError, DATASETS, default_run_dir, validate_config
 from sri.train.runtime import tune_cpu_allocator
 
 CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.pt$")
+SAMPLES_RE = re.compile(r"^samples_(\d{8,})\.png$")
+ARCHIVE_DIR = "archive"  # resume=False moves an earlier run's checkpoints to archive/<timestamp>/
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,8 +119,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG the training loop touches: torch (CPU), CUDA, numpy, python."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG the training loop touches: torch (CPU), CUDA, numpy, python.
+
+    Only tensors, numbers, strings, lists and tuples, so that a checkpoint holding it loads with
+    `torch.load(weights_only=True)` (numpy's state is stored as a tensor, not a pickled array).
+    """
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    numpy_state = {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                   "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -126,8 +136,15 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what `rng_state` captured."""
     torch.set_rng_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    npst = state["numpy"]
+    if isinstance(npst, dict):  # the safe format written by rng_state
+        keys = npst["keys"].cpu().numpy() if hasattr(npst["keys"], "cpu") else np.asarray(npst["keys"])
+        npst = (npst["kind"], keys.astype(np.uint32), int(npst["pos"]), int(npst["has_gauss"]),
+                float(npst["cached_gaussian"]))
+    np.random.set_state(npst)
+    py = state["python"]
+    # a list after a round trip through some serialisers; random.setstate needs tuples
+    random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -242,15 +259,20 @@ class Trainer:
     `evaluate` (e.g. to plug in a custom model).
     """
 
-    def __init__(self, config: dict[str, Any], logger: Logger | None = None) -> None:
+    def __init__(self, config: dict[str, Any], logger: Logger | None = None, *,
+                 trust_checkpoint: bool = False) -> None:
         self.config = validate_config(config)
         self.logger: Logger = logger or NullLogger()
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.run_dir = Path(self.config["run_dir"] or default_run_dir(self.config))
+        # absolute, so that the paths a run records are valid from any working directory
+        self.run_dir = Path(self.config["run_dir"] or default_run_dir(self.config)).absolute()
+        # load old-format (pickled) checkpoints on resume; they can run code, so opt-in only
+        self.trust_checkpoint = bool(trust_checkpoint)
         self._stop_signal: int | None = None
-        self._written: list[str] = []
+        self._written: list[str] = []  # this run's own checkpoints (the only ones it prunes)
+        self._lock: RunDirLock | None = None
 
     # ---- factories (override points) ------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
@@ -367,20 +389,28 @@ class Trainer:
     def save(self, step: int, good: bool = True) -> Path | None:
         """Write ckpt_<step>.pt atomically (rank 0), prune old ones, record paths in the run info.
 
-        `good=False` (written during a run of non-finite losses) keeps the previous checkpoint as
-        the one the NaN guard goes back to.
+        Pruning keeps the `keep_checkpoints` newest of this run's own checkpoints (those it wrote
+        or resumed from) and never touches any other file. `good=False` (written during a run of
+        non-finite losses) keeps the previous checkpoint as the one the NaN guard goes back to.
         """
         state = self._state(step)  # collective under DDP: every rank calls it
         path = self.run_dir / f"ckpt_{step:08d}.pt"
         if self.rank == 0:
-            save_checkpoint(path, state)
+            try:
+                save_checkpoint(path, state)
+            except OSError as e:
+                raise RunDirNotWritable(f"cannot write checkpoints to {self.run_dir}: "
+                                        f"{write_error_reason(e)}") from None
+            mine = [w for w in self._written if w != str(path)] + [str(path)]
+            mine.sort(key=lambda w: int(CKPT_RE.match(Path(w).name).group(1)))
             keep = self.config["keep_checkpoints"]
-            existing = list_checkpoints(self.run_dir)
             if keep > 0:
-                for _, old in existing[:-keep]:
-                    if not (self._last_good and old == Path(self._last_good)) or good:
-                        old.unlink(missing_ok=True)
-            self._written = [str(p) for _, p in list_checkpoints(self.run_dir)]
+                for old in mine[:-keep]:
+                    if self._last_good is not None and old == str(self._last_good) and not good:
+                        continue
+                    Path(old).unlink(missing_ok=True)
+                    mine.remove(old)
+            self._written = mine
             self._info("checkpoint", str(path))
             self._info("checkpoints", list(self._written))
         if good:
@@ -446,8 +476,15 @@ class Trainer:
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
             own_pg = True
         try:
+            if self.rank == 0:
+                # fail at the start, not at the first checkpoint: folder usable, nobody else in it
+                check_writable(self.run_dir)
+                self._lock = RunDirLock(self.run_dir).acquire()
             return self._fit()
         finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
             if own_pg and dist.is_initialized():
                 dist.destroy_process_group()
 
@@ -470,17 +507,30 @@ class Trainer:
                    "optimizer_state": copy.deepcopy(self.optimizer.state_dict()),
                    "gecos": {k: g.state_dict() for k, g in self.gecos.items()}}
 
+        if self.rank == 0:  # room for a checkpoint, its atomic replacement and the kept ones
+            ckpt_bytes = 3 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+            check_writable(self.run_dir, need_bytes=2 * ckpt_bytes + (1 << 20))
+
         start = 0
         self._last_good: Path | None = None
-        existing = list_checkpoints(self.run_dir)
-        if c["resume"] and existing:
-            step0, path = existing[-1]
-            ckpt = load_checkpoint(path, map_location=self.device)
-            self._check_compatible(ckpt, path)
-            self._load_states(ckpt, restore_rng=True)
-            start, self._last_good = int(ckpt["step"]), path
-            self._info("resumed_from", str(path))
-        self._written = [str(p) for _, p in list_checkpoints(self.run_dir)] if c["resume"] else []
+        self._written = []
+        if c["resume"]:
+            found = self._latest_readable_checkpoint()
+            if found is not None:
+                path, ckpt = found
+                self._check_compatible(ckpt, path)
+                self._load_states(ckpt, restore_rng=True)
+                start, self._last_good = int(ckpt["step"]), path
+                self._info("resumed_from", str(path))
+                self._say(f"resuming from {path} at step {start}")
+                if start >= c["steps"]:
+                    self._say(f"steps={c['steps']} is not above the checkpoint's step {start}: nothing "
+                              f"will be trained (pass a larger steps=... to continue); evaluating the "
+                              f"checkpoint as it is")
+            # the checkpoints left in the folder are this run's own lineage
+            self._written = [str(p) for _, p in list_checkpoints(self.run_dir)]
+        else:
+            self._archive_previous_run()
         self._info("run_dir", str(self.run_dir))
         self._info("world_size", self.world)
 
@@ -582,13 +632,71 @@ class Trainer:
         return {"step": step, "checkpoint": str(final_path), "run_dir": str(self.run_dir),
                 "metrics": metrics}
 
+    def _say(self, msg: str) -> None:
+        """One line on the console (rank 0), outside the captured output's progress bars."""
+        if self.rank == 0:
+            print(f"[sri] {msg}", file=sys.__stderr__, flush=True)
+
+    def _latest_readable_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest checkpoint that loads; unreadable (e.g. truncated) newer ones are renamed to
+        `<name>.corrupt` (kept, never deleted) and reported. None when no checkpoint is usable."""
+        bad: list[str] = []
+        found = None
+        for _, path in reversed(list_checkpoints(self.run_dir)):
+            try:
+                ckpt = load_checkpoint(path, map_location=self.device, trust=self.trust_checkpoint)
+                missing = [k for k in ("model_state", "optimizer_state", "gecos", "step", "rng")
+                           if k not in ckpt]
+                if missing:
+                    raise CheckpointCorrupt(f"checkpoint {path} lacks {missing}: not a complete sri "
+                                            f"checkpoint")
+            except (CheckpointCorrupt, FileNotFoundError) as e:
+                if self.rank == 0 and path.exists():
+                    aside = path.with_name(path.name + ".corrupt")
+                    n = 1
+                    while aside.exists():
+                        aside, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
+                    os.replace(path, aside)
+                    bad.append(str(aside))
+                    self._say(f"WARNING: {e}; renamed it to {aside.name} and falling back to the "
+                              f"previous checkpoint")
+                continue
+            found = (path, ckpt)
+            break
+        if bad:
+            self._info("corrupt_checkpoints", bad)
+            if found is None:
+                self._say(f"WARNING: no readable checkpoint left in {self.run_dir}: starting from step 0")
+        return found
+
+    def _archive_previous_run(self) -> None:
+        """resume=False: move an earlier run's checkpoints and sample grids out of the way, into
+        `archive/<timestamp>/` (never deleted, never resumed from, never pruned by this run)."""
+        if self.rank == 0:
+            old = [p for _, p in list_checkpoints(self.run_dir)]
+            old += [p for p in self.run_dir.iterdir() if SAMPLES_RE.match(p.name)] if old else []
+            if old:
+                base = self.run_dir / ARCHIVE_DIR / time.strftime("%Y%m%d-%H%M%S")
+                dest, n = base, 1
+                while dest.exists():
+                    dest, n = base.with_name(f"{base.name}-{n}"), n + 1
+                dest.mkdir(parents=True)
+                for p in old:
+                    os.replace(p, dest / p.name)
+                self._info("archived_previous_run", str(dest))
+                self._say(f"resume=False: moved the earlier run's checkpoints in {self.run_dir} to "
+                          f"{dest} (kept, not resumed from)")
+        if self.world > 1:
+            dist.barrier()
+
     def _reload_last_good(self, initial: dict[str, Any], bad: int, reloads: int) -> None:
         """After `max_nonfinite` non-finite steps in a row, go back to the last good weights."""
         if reloads > 10:
             raise RuntimeError(f"the loss stayed non-finite after {reloads - 1} reloads of the last good "
                                f"checkpoint; lower lr=... or check the data")
         if self._last_good is not None and Path(self._last_good).exists():
-            ckpt = load_checkpoint(self._last_good, map_location=self.device)
+            ckpt = load_checkpoint(self._last_good, map_location=self.device,
+                                   trust=self.trust_checkpoint)
             source = str(self._last_good)
         else:
             ckpt, source = initial, "initial weights"
@@ -729,6 +837,9 @@ def write_sample_grid(images: torch.Tensor, masks: torch.Tensor | None, path: st
 
 
 def train(config: dict[str, Any], run: Any = None, *, logger: Logger | None = None,
-          trainer_cls: type[Trainer] = Trainer) -> dict[str, Any]:
-    """Train one run described by `config`; log through `logger` (or a Sacred-like `run`)."""
-    return trainer_cls(config, logger=logger or as_logger(run)).fit()
+          trainer_cls: type[Trainer] = Trainer, trust_checkpoint: bool = False) -> dict[str, Any]:
+    """Train one run described by `config`; log through `logger` (or a Sacred-like `run`).
+
+    `trust_checkpoint` allows resuming from an old-format checkpoint that needs a full unpickle.
+    """
+    return trainer_cls(config, logger=logger or as_logger(run), trust_checkpoint=trust_checkpoint).fit()
