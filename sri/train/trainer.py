@@ -727,32 +727,51 @@ class Trainer:
             dist.barrier()
 
     def _final_eval(self, step: int) -> dict[str, float]:
-        """The paper's metrics for this table; FID is skipped with a warning when it cannot run."""
+        """The paper's metrics for this table. A metric that cannot run (torch-fidelity or the
+        Inception weights missing, an error inside one metric) is skipped with a warning that is
+        printed and recorded in the run (`info["metrics_skipped"]`); every other metric is still
+        computed and logged, and the run still completes."""
         metrics = list(self.config["final_metrics"])
         results: dict[str, float] = {}
+        skipped: dict[str, str] = {}
+
+        def attempt(names: list[str], fn, *args, **kw) -> dict[str, float] | None:
+            try:
+                return self._guarded(fn, *args, **kw)
+            except Exception as e:  # noqa: BLE001 - one metric must not sink the finished run
+                reason = (e.args[0] if isinstance(e, KeyError) and e.args else str(e)) or type(e).__name__
+                for name in names:
+                    skipped[name] = f"{type(e).__name__}: {reason}"
+                    print(f"[sri] WARNING: {name} skipped: {skipped[name]}", file=sys.stderr)
+                return None
+
         if self.rank == 0 and metrics:
             model = _unwrap(self.model)
             others = [m for m in metrics if m != "fid"]
             if others:
-                results.update(self._guarded(self.evaluate, model, others, final=True))
+                # all together (they share data passes); one by one if that fails
+                got = attempt(others, self.evaluate, model, others, final=True) if len(others) > 1 else None
+                if got is None:
+                    skipped.clear()
+                    for m in others:
+                        got_one = attempt([m], self.evaluate, model, [m], final=True)
+                        results.update(got_one or {})
+                else:
+                    results.update(got)
             if "fid" in metrics:
-                try:
-                    results.update(self._guarded(self.evaluate, model, ["fid"], final=True))
-                except Exception as e:  # noqa: BLE001 - FID needs weights that may be absent
-                    from sri.metrics import InceptionWeightsMissing
-
-                    if not isinstance(e, (InceptionWeightsMissing, KeyError, FileNotFoundError)):
-                        raise
-                    msg = f"FID skipped: {e}"
-                    print(f"[sri] WARNING: {msg}", file=sys.stderr)
-                    self._info("fid_skipped", str(e))
+                results.update(attempt(["fid"], self.evaluate, model, ["fid"], final=True) or {})
+                if "fid" in skipped:
+                    self._info("fid_skipped", skipped["fid"])
             n_order = self.config["num_order"]
             if n_order and hasattr(model, "sample"):
                 from sri.metrics.order import order_consistency_from_model
 
-                oc = self._guarded(order_consistency_from_model, model, num_samples=n_order,
-                                   batch_size=self.config["eval_batch_size"], seed=0)
-                results["order_consistency"] = oc["order_consistency"]
+                oc = attempt(["order_consistency"], order_consistency_from_model, model,
+                             num_samples=n_order, batch_size=self.config["eval_batch_size"], seed=0)
+                if oc is not None:
+                    results["order_consistency"] = oc["order_consistency"]
+            if skipped:
+                self._info("metrics_skipped", dict(skipped))
             for k, v in results.items():
                 self._scalar(k, v, step)
             self._info("final_metrics", {k: float(v) for k, v in results.items()})
