@@ -103,10 +103,80 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def make_experiment(table: int) -> Experiment:
-    """The Sacred Experiment of one paper table, with row/dataset/preset named configs."""
+TRUST_FLAG = "--trust-checkpoint"
+# set by run() from the command line: resume from an old-format checkpoint (a full unpickle)
+TRUST_CHECKPOINT = False
+
+
+def is_user_error(e: BaseException) -> bool:
+    """Bad input or an unusable run folder: reported in one line, without a traceback."""
+    from sri.checkpoint import CheckpointError, RunDirLocked, RunDirNotWritable
+
+    return isinstance(e, (C.ConfigError, NotImplementedError, RunDirLocked, RunDirNotWritable,
+                          CheckpointError))
+
+
+class TableExperiment(Experiment):
+    """A Sacred Experiment whose user errors end the command with `error: ...` and exit status 2."""
+
+    def run(self, *args: Any, **kw: Any) -> Any:
+        try:
+            return super().run(*args, **kw)
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
+            if not is_user_error(e):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+
+def table_help(table: int, script_doc: str | None) -> str:
+    """`--help` text of a table script: its docstring, then the rows and an example."""
     spec = C.table_spec(table)
-    ex = Experiment(spec["name"], base_dir=str(ROOT / "experiments"))
+    lines = [(script_doc or spec["name"]).strip(), "", "Rows (`with row=<name>`, or just `with <name>`):"]
+    for name, row in spec["rows"].items():
+        mark = "" if row["model"] in C.IMPLEMENTED_MODELS else "  (baseline, not implemented)"
+        default = "  [default]" if name == spec["default_row"] else ""
+        lines.append(f"  {name:<12} {row['label']}{default}{mark}")
+    lines += ["", f"Datasets: {', '.join(spec['datasets'])} (paper); presets: "
+                  f"{', '.join(C.PRESETS)}.",
+              f"Example: python experiments/{spec['name']}.py with smoke {spec['default_row']} steps=20",
+              f"Add {TRUST_FLAG} to resume from an old-format checkpoint (loading one can run code "
+              f"stored in it: only for files you trust)."]
+    # Sacred passes the text through docopt: braces are fine, but keep it plain
+    return "\n".join(lines) + "\n"
+
+
+def preflight(cfg: dict[str, Any]) -> None:
+    """Before a run is recorded: its checkpoint folder is writable and no other process trains
+    into it (the trainer holds the lock for the whole run; this only fails early)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    from sri.checkpoint import RunDirLock, check_writable
+
+    run_dir = Path(cfg["run_dir"] or C.default_run_dir(cfg))
+    check_writable(run_dir)
+    RunDirLock(run_dir).acquire().release()
+
+
+def make_experiment(table: int, script_globals: dict[str, Any] | None = None) -> Experiment:
+    """The Sacred Experiment of one paper table, with row/dataset/preset named configs.
+
+    `script_globals` (default: the caller's globals) name the table script: its docstring heads
+    `--help` and it is recorded as the run's main file.
+    """
+    spec = C.table_spec(table)
+    script_globals = sys._getframe(1).f_globals if script_globals is None else script_globals
+    ex = TableExperiment(spec["name"], base_dir=str(ROOT / "experiments"))
+    script = script_globals.get("__file__")
+    if script and Path(script).resolve().parent == ROOT / "experiments":
+        from sacred.dependencies import gather_sources_and_dependencies
+
+        main, sources, deps = gather_sources_and_dependencies(script_globals, ex.save_git_info,
+                                                             ex.base_dir)
+        ex.mainfile = main
+        ex.sources |= sources
+        ex.dependencies |= deps
+    ex.doc = table_help(table, script_globals.get("__doc__") if script else None)
     configure_capture(ex)
     ex.add_config(table=int(table))
     ex.config(table_config)
@@ -120,7 +190,7 @@ def make_experiment(table: int) -> Experiment:
     @ex.config_hook
     def _validate(config, command_name, logger):  # noqa: ARG001
         if command_name == "main":
-            check_config(plain(config))
+            preflight(check_config(plain(config)))
         return {}
 
     @ex.main
@@ -128,17 +198,44 @@ def make_experiment(table: int) -> Experiment:
         from sri.train.trainer import train
 
         config = check_config(plain(_config))
-        return train(config, logger=SacredRunLogger(_run))
+        return train(config, logger=SacredRunLogger(_run), trust_checkpoint=TRUST_CHECKPOINT)
 
     return ex
 
 
+NO_RUN_COMMANDS = {"print_config", "print_dependencies", "print_named_configs", "save_config", "help",
+                   "-h", "--help", "-u", "--unobserved"}
+
+
+def _file_storage_arg(argv: list[str]) -> str | None:
+    """The folder of Sacred's `-F DIR` / `--file_storage[=]DIR`, if given."""
+    for i, a in enumerate(argv):
+        if a in ("-F", "--file_storage") and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--file_storage="):
+            return a.split("=", 1)[1]
+    return None
+
+
 def run(ex: Experiment, argv: list[str] | None = None) -> Any:
     """Attach observers (MongoDB via -m/$SRI_MONGO_URL, else the file store `runs/`) and run."""
+    global TRUST_CHECKPOINT
     argv = list(sys.argv if argv is None else argv)
     argv, mongo = strip_mongo_args(argv)
+    if TRUST_FLAG in argv:  # ours, not Sacred's: resume from an old-format checkpoint
+        argv = [a for a in argv if a != TRUST_FLAG]
+        TRUST_CHECKPOINT = True
     if int(os.environ.get("RANK", "0")) != 0:  # DDP: only rank 0 observes (also ignores -F)
         return ex.run_commandline([*argv, "--unobserved"])
     file_dir = None if has_file_storage_arg(argv) else os.environ.get("SRI_RUNS_DIR", "runs")
+    store = file_dir if file_dir is not None else _file_storage_arg(argv)
+    if store and not mongo and not os.environ.get("SRI_MONGO_URL") and not set(argv) & NO_RUN_COMMANDS:
+        from sri.checkpoint import RunDirNotWritable, check_writable
+
+        try:
+            check_writable(store, need_bytes=1 << 20, what="runs")
+        except RunDirNotWritable as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
     attach_observers(ex, mongo_url=mongo, file_dir=file_dir)
     return ex.run_commandline(argv)

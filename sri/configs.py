@@ -230,9 +230,39 @@ def check_dataset(dataset: str) -> None:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
+def _int_option(key: str, value: Any, example: str) -> int:
+    """`value` as an int (a whole float such as 64.0 is accepted); ConfigError naming `key` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}; {example}")
+    return int(value)
+
+
+def _check_number(cfg: dict[str, Any], key: str, *, low: float | None = None, low_open: bool = False,
+                  high: float | None = None, high_open: bool = False, allow_none: bool = False) -> None:
+    """ConfigError naming `key` unless cfg[key] is a finite number in the given range."""
+    import math
+
+    v = cfg[key]
+    if v is None and allow_none:
+        return
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        rng = " and ".join(x for x in (lo, hi) if x) or "finite"
+        raise ConfigError(f"{key} must be a number {rng}, got {v!r} (e.g. {key}={TRAIN_DEFAULTS[key]!r})")
+
+
 def model_options_for(model: str, family_opts: dict[str, Any], row_options: dict[str, Any],
                       image_size: int, num_slots: int) -> dict[str, Any]:
     """The keyword arguments of `sri.models.build_model` for one row."""
+    image_size = _int_option("image_size", image_size, "e.g. image_size=64 (a multiple of 16)")
+    num_slots = _int_option("num_slots", num_slots, "e.g. num_slots=7 (CLEVR6/Objects Room) or 9 "
+                                                    "(ShapeStacks)")
     opts: dict[str, Any] = {"image_size": int(image_size), "num_slots": int(num_slots),
                             "slot_dim": ARCH["slot_dim"],
                             "likelihood": family_opts["likelihood"],
@@ -285,8 +315,21 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults, reject unknown keys and invalid values; returns a new dict."""
     unknown = sorted(set(config) - set(TRAIN_DEFAULTS))
     if unknown:
-        raise ConfigError(f"unknown config option(s) {unknown}; known options: "
-                          f"{', '.join(sorted(TRAIN_DEFAULTS))}")
+        import difflib
+
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(TRAIN_DEFAULTS), n=1, cutoff=0.6)
+            if close:
+                hints.append(f"did you mean {close[0]!r} instead of {key!r}?")
+        raise ConfigError(f"unknown config option(s) {unknown}; {' '.join(hints) + ' ' if hints else ''}"
+                          f"known options: {', '.join(sorted(TRAIN_DEFAULTS))}")
+    given_mo = config.get("model_options") or {}
+    for key in ("num_slots", "image_size"):
+        if key in config and key in given_mo and given_mo[key] != config[key]:
+            raise ConfigError(f"model_options.{key}={given_mo[key]!r} contradicts {key}="
+                              f"{config[key]!r}; set only {key}={given_mo[key]!r} (model_options "
+                              f"follows it)")
     cfg = copy.deepcopy(TRAIN_DEFAULTS)
     cfg.update(copy.deepcopy(dict(config)))
     cfg["model_options"] = dict(cfg["model_options"] or {})
@@ -310,6 +353,13 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 "max_nonfinite", "num_workers", "lr_warmup_steps", "lr_decay_every"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise ConfigError(f"{key} must be an integer >= 0, got {cfg[key]!r}")
+    _check_number(cfg, "lr", low=0, low_open=True)
+    _check_number(cfg, "geco_lr", low=0)
+    _check_number(cfg, "geco_goal")
+    _check_number(cfg, "geco_alpha", low=0, high=1, high_open=True)
+    _check_number(cfg, "geco_speedup", low=0, allow_none=True)
+    _check_number(cfg, "lr_decay_rate", low=0, low_open=True)
+    _check_number(cfg, "grad_clip", low=0, allow_none=True)
     if cfg["amp"] not in (False, None, "bf16", True):
         raise ConfigError(f"amp must be False or 'bf16', got {cfg['amp']!r}")
     if cfg["optimizer"] != "adam":

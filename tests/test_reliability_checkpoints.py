@@ -196,3 +196,25 @@ def test_resume_is_announced_and_a_lower_steps_says_nothing_is_trained(tmp_path,
     err = capfd.readouterr().err
     assert "at step 4" in err and "steps=2" in err and "nothing will be trained" in err
     assert Path(log.info["checkpoint"]).name == "ckpt_00000004.pt"
+
+
+def test_table_script_refuses_a_busy_run_folder_in_one_line(tmp_path):
+    from test_experiments_support import run_script
+
+    run_dir = tmp_path / "ck"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sri.checkpoint import RunDirLock; "
+         "RunDirLock(sys.argv[1]).acquire(); print('LOCKED', flush=True); time.sleep(120)", str(run_dir)],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED"
+        store = tmp_path / "runs"
+        res = run_script("table3_ablation.py", ["with", "smoke", f"run_dir={run_dir}", "-F", str(store)],
+                         cwd=tmp_path, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 2
+    assert f"is in use by another training process (pid {holder.pid}" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not list(store.glob("[0-9]*"))  # refused before a run was recorded

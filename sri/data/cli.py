@@ -84,9 +84,46 @@ def synth(name: str, out: str | Path, num: int, *, num_val: int | None = None, n
                            extra={"seed": int(seed), "split_seeds": {s: split_seed(seed, s) for s in counts}})
 
 
+def _size_error(flag: str, size: int | None) -> str | None:
+    if size is not None and (size < 16 or size % 16):
+        return (f"{flag} {size} is not valid: image sizes must be a multiple of 16, at least 16 "
+                f"(the models upsample 4 times by 2), e.g. {flag} 64")
+    return None
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """Why the arguments cannot work (with the valid range), or None; checked before any work."""
+    def at_least(flag: str, value: int | None, low: int) -> str | None:
+        if value is not None and value < low:
+            return f"{flag} must be an integer >= {low}, got {value}"
+        return None
+
+    checks: list[str | None] = []
+    if args.cmd == "synth":
+        checks += [at_least("--num", args.num, 1), at_least("--num-val", args.num_val, 1),
+                   at_least("--num-test", args.num_test, 1), _size_error("--size", args.size)]
+    elif args.cmd in ("convert", "download"):
+        checks += [at_least("--test-size", args.test_size, 0), at_least("--val-size", args.val_size, 0)]
+    if args.cmd == "convert":
+        checks += [_size_error("--image-size", args.image_size),
+                   at_least("--shard-size", args.shard_size, 1), at_least("--workers", args.workers, 1),
+                   at_least("--limit", args.limit, 1)]
+        if (args.dataset != "shapestacks" and args.limit is not None and args.test_size >= 0
+                and args.val_size >= 0 and args.limit <= args.test_size + args.val_size):
+            checks.append(f"--limit {args.limit} leaves no training scenes: the first --test-size "
+                          f"{args.test_size} + --val-size {args.val_size} records are test and "
+                          f"validation; use --limit > {args.test_size + args.val_size} or smaller "
+                          f"--test-size/--val-size")
+    return next((c for c in checks if c), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `sri data`; returns the exit status."""
     args = _parser().parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"sri data: error: {problem}", file=sys.stderr)
+        return 2
     progress = None if not getattr(args, "no_progress", False) else False
     try:
         if args.cmd == "convert":
