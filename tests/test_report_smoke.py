@@ -71,7 +71,8 @@ def test_check_paper_and_figures_from_smoke_runs(smoke_store, monkeypatch, capsy
 
     monkeypatch.chdir(smoke_store)
     # Synthetic-data runs have no paper values: nothing fails, the paper's rows are "missing".
-    assert main(["check-paper", "--store", "runs", "--out", "t", "--order-samples", "8"]) == 0
+    assert main(["check-paper", "--store", "runs", "--out", "t", "--order-samples", "8",
+                 "--preset", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "no paper value" in out and "missing" in out
     assert main(["figures", "--store", str(smoke_store / "runs"), "--out", "figs", "--seed", "1",

@@ -22,8 +22,9 @@ def write_run(store: Path, run_id: int, *, table: int, row: str, dataset: str, s
            "heartbeat": (start + dt.timedelta(minutes=1)).isoformat(), "result": None}
     if status != "RUNNING":
         run["stop_time"] = (start + dt.timedelta(minutes=1)).isoformat()
+    # hand-made runs stand for paper runs (reports use only preset=paper runs by default)
     config = {"table": table, "row": row, "dataset": dataset, "seed": seed, "model": model,
-              "model_options": {}, **(config_extra or {})}
+              "preset": "paper", "model_options": {}, **(config_extra or {})}
     mets: dict[str, Any] = {}
     for name, value in metrics.items():
         series = value if isinstance(value, list) else [(0, value)]

@@ -13,6 +13,17 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
                         "host:port:db (default: $SRI_MONGO_URL, else runs/)")
 
 
+def _preset_arg(p: argparse.ArgumentParser, default: str) -> None:
+    from sri.configs import PRESETS
+
+    p.add_argument("--preset", choices=[*PRESETS, "custom", "all"], default=default,
+                   help=f"use only runs trained with this preset (demo|smoke|all; default "
+                        f"{default})")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="also load old-format checkpoints that need a full unpickle (this can run "
+                        "code stored in them: only for files you trust)")
+
+
 def _order_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-runs", action="store_true",
                    help="use every completed run, not only the latest per (row, dataset, seed)")
@@ -33,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tables", help="tables/table{1..4}.csv and .md")
     _store_arg(p)
     _order_args(p)
+    _preset_arg(p, "paper")
     p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
     p.add_argument("--out", default="tables", help="output folder (default tables/)")
 
     p = sub.add_parser("check-paper", help="compare with the paper; non-zero exit on a failure")
     _store_arg(p)
     _order_args(p)
+    _preset_arg(p, "paper")
     p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
     p.add_argument("--out", default="tables", help="writes check_paper.md/.csv here (default tables/)")
     p.add_argument("--rel-tol", type=float, default=0.1,
@@ -50,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", help="Figure 4/6/12/13/15-style PNGs from the runs' checkpoints")
     _store_arg(p)
+    _preset_arg(p, "all")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (figures are deterministic)")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--dataset", action="append", default=None, help="only these datasets")
@@ -75,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_figures(store: str | None, preset: str) -> int:
+    """Why no figure was written; 1 when completed runs exist (their checkpoints are missing or
+    unloadable), 0 when the store simply has no completed run of `preset`."""
+    from sri.report.tables import ALL_PRESETS, run_key, run_preset
+    from sri.tracking import load_runs
+
+    done = [r for r in load_runs(store) if r.status == "COMPLETED" and run_key(r) is not None
+            and (preset == ALL_PRESETS or run_preset(r) == preset)]
+    if not done:
+        print(f"warning: no figures written: the store has no completed run of preset {preset}",
+              file=sys.stderr)
+        return 0
+    missing = [f"run {r.id}: {r.checkpoint or 'no checkpoint recorded'}" for r in done
+               if r.checkpoint_path() is None]
+    detail = (f"; checkpoints not found: {'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+              if missing else " (their checkpoints could not be loaded or sampled, see the warnings)")
+    print(f"error: no figures written although {len(done)} completed run(s) exist{detail}. "
+          f"Relative checkpoint paths are looked up in the working directory and next to the "
+          f"store; run from the training folder or move the checkpoints back", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -84,13 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             results, paths = build_tables(args.store, args.out, latest_only=not args.all_runs,
                                           order=args.order, order_samples=args.order_samples,
-                                          order_seed=args.seed, device=args.device)
+                                          order_seed=args.seed, device=args.device,
+                                          preset=args.preset, trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if not results:
-            print("warning: no completed runs with final metrics found; the tables show the "
-                  "paper's values only", file=sys.stderr)
+            print(f"warning: no completed runs of preset {args.preset} with final metrics found; the "
+                  f"tables show the paper's values only", file=sys.stderr)
         if args.command == "tables":
             for path in paths:
                 print(path)
@@ -112,15 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  rows=args.rows.split(",") if args.rows else None,
                                  fig6_row=args.fig6_row, num_samples=args.num_samples,
                                  data_root=args.data_root, device=args.device,
-                                 only=[int(x) for x in args.only.split(",")] if args.only else None)
+                                 only=[int(x) for x in args.only.split(",")] if args.only else None,
+                                 preset=args.preset, trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         for path in paths:
             print(path)
         if not paths:
-            print("warning: no figures written: no completed run references an existing "
-                  "checkpoint (info['checkpoint'])", file=sys.stderr)
+            return _no_figures(args.store, args.preset)
         return 0
     if args.command == "omniboard":
         from sri.report.omniboard import main as omniboard_main

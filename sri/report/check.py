@@ -65,6 +65,14 @@ class Check:
     detail: str = ""
 
 
+def provenance(cell: Any) -> str:
+    """Preset(s) and training steps of the runs behind a cell, e.g. "paper, 500000 steps"."""
+    presets = sorted(set(getattr(cell, "presets", []) or [])) or ["?"]
+    steps = sorted({s for s in getattr(cell, "steps", []) or [] if s is not None})
+    steps_text = (f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}-{steps[-1]}") if steps else "?"
+    return f"{'/'.join(presets)}, {steps_text} steps"
+
+
 def band(pv: PaperValue, rel_tol: float) -> float:
     """Half-width of the paper's band: 2 std, or `rel_tol` × |mean| where no (or a zero) std is given."""
     if pv.std is not None and pv.std > 0:
@@ -83,7 +91,8 @@ def check_values(results: Results, paper: dict[tuple[int, str, str, str], PaperV
             continue
         cell, pv = results.get(key), paper.get(key)
         label = TABLES[table].paper_row(row)
-        ours = f"{_fmt(metric, cell.mean)} ± {_fmt(metric, cell.std)} (n={cell.n})" if cell else ""
+        ours = (f"{_fmt(metric, cell.mean)} ± {_fmt(metric, cell.std)} (n={cell.n}; "
+                f"{provenance(cell)})" if cell else "")
         if pv is None:
             checks.append(Check("value", table, label, dataset, metric, ours, "", NO_PAPER))
             continue

@@ -256,14 +256,17 @@ class FigureRun:
         return f"{name} (table {self.table}, seed {self.seed})"
 
 
-def figure_runs(runs: Iterable[Any]) -> list[FigureRun]:
-    """Latest completed run per (table, row, dataset, seed) whose checkpoint exists."""
-    from sri.report.tables import run_key, _recency
+def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
+    """Latest completed run (of `preset`; "all": any) per (table, row, dataset, seed) whose
+    checkpoint exists."""
+    from sri.report.tables import ALL_PRESETS, run_key, run_preset, _recency
 
     chosen: dict[tuple, Any] = {}
     for run in runs:
         key = run_key(run)
         if run.status != "COMPLETED" or key is None:
+            continue
+        if preset != ALL_PRESETS and run_preset(run) != preset:
             continue
         if key not in chosen or _recency(run) > _recency(chosen[key]):
             chosen[key] = run
@@ -278,8 +281,9 @@ def figure_runs(runs: Iterable[Any]) -> list[FigureRun]:
 class _Models:
     """Loads each checkpoint once; remembers failures."""
 
-    def __init__(self, device: str | None) -> None:
+    def __init__(self, device: str | None, trust: bool = False) -> None:
         self.device = device or "cpu"
+        self.trust = trust
         self.cache: dict[Path, torch.nn.Module | None] = {}
 
     def get(self, fr: FigureRun) -> torch.nn.Module | None:
@@ -287,7 +291,7 @@ class _Models:
             from sri.checkpoint import load_model
 
             try:
-                model, _ = load_model(fr.checkpoint, map_location=self.device)
+                model, _ = load_model(fr.checkpoint, map_location=self.device, trust=self.trust)
             except Exception as e:
                 warnings.warn(f"cannot load {fr.checkpoint} (run {fr.run.id}): {type(e).__name__}: {e}")
                 model = None
@@ -329,14 +333,16 @@ def make_figures(store: str | os.PathLike | None = None, out_dir: str | os.PathL
                  seed: int = 0, datasets: Sequence[str] | None = None,
                  rows: Sequence[str] | None = None, fig6_row: str = "sri_sa", num_samples: int = 8,
                  data_root: str | None = None, device: str | None = None,
-                 only: Sequence[int] | None = None, runs: Sequence[Any] | None = None) -> list[Path]:
-    """`make figures`: write figure{4,6,12,13,15}_<dataset>.png for the runs in `store`."""
+                 only: Sequence[int] | None = None, runs: Sequence[Any] | None = None,
+                 preset: str = "all", trust_checkpoint: bool = False) -> list[Path]:
+    """`make figures`: write figure{4,6,12,13,15}_<dataset>.png for the runs (of `preset`) in
+    `store`; old-format checkpoints are loaded only with `trust_checkpoint`."""
     from sri.tracking import load_runs
 
     out = Path(out_dir)
     wanted = set(only or (4, 6, 12, 13, 15))
-    all_runs = figure_runs(load_runs(store) if runs is None else runs)
-    models = _Models(device)
+    all_runs = figure_runs(load_runs(store) if runs is None else runs, preset=preset)
+    models = _Models(device, trust=trust_checkpoint)
     written: list[Path] = []
     by_dataset: dict[str, list[FigureRun]] = {}
     for fr in all_runs:

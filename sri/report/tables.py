@@ -19,7 +19,8 @@ from sri.report.paper import (DATASET_LABELS, EVAL_METRICS, METRICS, NON_AUTOREG
 
 ORDER_CACHE = Path(".cache") / "order_consistency.json"
 CSV_COLUMNS = ("table", "row", "paper_row", "dataset", "metric", "mean", "std", "n", "paper_mean",
-               "paper_std", "seeds", "run_ids", "paper_note")
+               "paper_std", "seeds", "run_ids", "paper_note", "presets", "steps")
+ALL_PRESETS = "all"  # `--preset all`: runs of every preset
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Cell:
     values: list[float] = field(default_factory=list)
     seeds: list[Any] = field(default_factory=list)
     run_ids: list[Any] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
+    steps: list[int | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -73,19 +76,35 @@ def run_key(run: Any) -> tuple[int, str, str, Any] | None:
     return table, str(row), str(dataset), run.config.get("seed")
 
 
+def run_preset(run: Any) -> str:
+    """The preset a run was trained with (`paper`, `smoke`, `demo`; `custom` when not recorded)."""
+    return str(run.config.get("preset") or "custom")
+
+
+def run_steps(run: Any) -> int | None:
+    """The training step of a run's final metrics (the last logged step), else its `steps`."""
+    logged = [s for m in EVAL_METRICS for s, _ in run.metrics.get(m, [])]
+    if logged:
+        return int(max(logged))
+    steps = run.config.get("steps")
+    return int(steps) if isinstance(steps, (int, float)) else None
+
+
 def has_final_metrics(run: Any) -> bool:
     """Whether the run logged at least one evaluation metric."""
     return any(run.final(m) is not None for m in EVAL_METRICS)
 
 
 def select_runs(runs: Iterable[Any], *, latest_only: bool = True,
-                statuses: Sequence[str] = ("COMPLETED",)) -> list[Any]:
-    """COMPLETED runs with a table/row/dataset config and final metrics; the latest per
-    (table, row, dataset, seed) unless `latest_only` is False."""
+                statuses: Sequence[str] = ("COMPLETED",), preset: str = ALL_PRESETS) -> list[Any]:
+    """COMPLETED runs of `preset` ("all": any) with a table/row/dataset config and final metrics;
+    the latest per (table, row, dataset, seed) unless `latest_only` is False."""
     chosen: dict[Any, Any] = {}
     kept = []
     for run in runs:
         if run.status not in statuses or not has_final_metrics(run):
+            continue
+        if preset != ALL_PRESETS and run_preset(run) != preset:
             continue
         key = run_key(run)
         if key is None:
@@ -121,7 +140,8 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 
 def order_from_checkpoint(checkpoint: str | os.PathLike, *, num_samples: int = 256, seed: int = 0,
-                          device: str | None = None, cache: Path | None = ORDER_CACHE) -> float:
+                          device: str | None = None, cache: Path | None = ORDER_CACHE,
+                          trust_checkpoint: bool = False) -> float:
     """Order consistency of the model in `checkpoint` (cached by path, mtime, size, settings)."""
     from sri.metrics.order import order_consistency_from_model
 
@@ -134,7 +154,7 @@ def order_from_checkpoint(checkpoint: str | os.PathLike, *, num_samples: int = 2
             return float(stored[key]["order_consistency"])
     from sri.checkpoint import load_model
 
-    model, _ = load_model(path, map_location=device or "cpu")
+    model, _ = load_model(path, map_location=device or "cpu", trust=trust_checkpoint)
     result = order_consistency_from_model(model, num_samples=num_samples, seed=seed, device=device)
     if cache is not None:
         stored = _load_cache(cache)
@@ -147,7 +167,8 @@ def order_from_checkpoint(checkpoint: str | os.PathLike, *, num_samples: int = 2
 
 
 def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, order_seed: int = 0,
-                device: str | None = None, cache: Path | None = ORDER_CACHE) -> dict[str, float]:
+                device: str | None = None, cache: Path | None = ORDER_CACHE,
+                trust_checkpoint: bool = False) -> dict[str, float]:
     """A run's final evaluation metrics; S-Acc as a percentage; order consistency added from the
     checkpoint when `order="auto"`, the model is autoregressive and it was not logged."""
     if order not in ("auto", "logged", "off"):
@@ -161,7 +182,8 @@ def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, orde
           and run.checkpoint_path() is not None):
         try:
             values["order_consistency"] = order_from_checkpoint(
-                run.checkpoint_path(), num_samples=order_samples, seed=order_seed, device=device, cache=cache)
+                run.checkpoint_path(), num_samples=order_samples, seed=order_seed, device=device, cache=cache,
+                trust_checkpoint=trust_checkpoint)
         except Exception as e:  # a broken checkpoint must not stop the tables
             warnings.warn(f"run {run.id}: order consistency from {run.checkpoint} failed "
                           f"({type(e).__name__}: {e}); left out")
@@ -171,13 +193,15 @@ def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, orde
 # -- aggregating --------------------------------------------------------------------------------
 def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = "auto",
                     order_samples: int = 256, order_seed: int = 0, device: str | None = None,
-                    cache: Path | None = ORDER_CACHE) -> Results:
-    """Aggregate the selected runs into cells keyed by (table, row, dataset, metric)."""
+                    cache: Path | None = ORDER_CACHE, preset: str = ALL_PRESETS,
+                    trust_checkpoint: bool = False) -> Results:
+    """Aggregate the selected runs (of `preset`, "all": any) into cells keyed by
+    (table, row, dataset, metric)."""
     results: Results = {}
-    for run in select_runs(runs, latest_only=latest_only):
+    for run in select_runs(runs, latest_only=latest_only, preset=preset):
         table, row, dataset, seed = run_key(run)
         metrics = run_metrics(run, order=order, order_samples=order_samples, order_seed=order_seed,
-                              device=device, cache=cache)
+                              device=device, cache=cache, trust_checkpoint=trust_checkpoint)
         for metric, value in metrics.items():
             if not math.isfinite(value):
                 continue
@@ -185,6 +209,8 @@ def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str
             cell.values.append(value)
             cell.seeds.append(seed)
             cell.run_ids.append(run.id)
+            cell.presets.append(run_preset(run))
+            cell.steps.append(run_steps(run))
     return results
 
 
@@ -242,6 +268,8 @@ def table_lines(number: int, results: Results,
                 "seeds": " ".join(str(s) for s in cell.seeds) if cell else "",
                 "run_ids": " ".join(str(r) for r in cell.run_ids) if cell else "",
                 "paper_note": pv.note if pv else "",
+                "presets": " ".join(cell.presets) if cell else "",
+                "steps": " ".join(str(s) for s in cell.steps) if cell else "",
             })
     return lines
 
@@ -270,6 +298,22 @@ def _mean_std(metric: str, mean: float | None, std: float | None, n: int | None 
     return text
 
 
+def _runs_used(number: int, results: Results) -> list[str]:
+    """One line per (row, dataset) with results: preset(s), training steps, seeds, run ids."""
+    first: dict[tuple[str, str], Cell] = {}
+    for (t, row, dataset, _), cell in results.items():
+        if t == number and (row, dataset) not in first:
+            first[(row, dataset)] = cell
+    lines = []
+    for (row, dataset), cell in sorted(first.items(), key=lambda kv: (_rows(number, results).index(kv[0][0]),
+                                                                        kv[0][1])):
+        runs = sorted(zip(cell.seeds, cell.presets, cell.steps, cell.run_ids), key=lambda r: str(r[0]))
+        parts = [f"seed {seed}: preset {preset}, {steps if steps is not None else '?'} steps (run {rid})"
+                 for seed, preset, steps, rid in runs]
+        lines.append(f"- `{row}` on {DATASET_LABELS.get(dataset, dataset)}: " + "; ".join(parts))
+    return lines
+
+
 def render_markdown(number: int, results: Results,
                     paper: dict[tuple[int, str, str, str], PaperValue]) -> str:
     """Table `number` laid out like the paper's: ours (mean ± std, n seeds), then the paper's."""
@@ -285,7 +329,8 @@ def render_markdown(number: int, results: Results,
 
     out = [f"# Table {number}: {spec.title}", "",
            "Ours: mean ± std (population std, as in the paper) over n seeds; the latest "
-           "completed run per seed. S-Acc in percent.", "",
+           "completed run per seed. S-Acc in percent. The runs used (preset, training steps) "
+           "are listed below the table.", "",
            "| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
     for row in rows:
         cells = []
@@ -293,6 +338,7 @@ def render_markdown(number: int, results: Results,
             c = results.get((number, row, d, m))
             cells.append(_mean_std(m, c.mean, c.std, c.n) if c else "–")
         out.append("| " + " | ".join([label(row)] + cells) + " |")
+    out += ["", "Runs used:", ""] + (_runs_used(number, results) or ["- none"])
     out += ["", f"Paper (Table {number}):", "",
             "| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
     for row in spec.rows:
@@ -323,14 +369,27 @@ def write_tables(results: Results, out_dir: str | os.PathLike = "tables",
 def build_tables(store: str | os.PathLike | None = None, out_dir: str | os.PathLike = "tables",
                  *, latest_only: bool = True, order: str = "auto", order_samples: int = 256,
                  order_seed: int = 0, device: str | None = None,
-                 cache: Path | None = ORDER_CACHE) -> tuple[Results, list[Path]]:
-    """`make tables`: read the runs in `store` and write every table; returns (results, paths)."""
+                 cache: Path | None = ORDER_CACHE, preset: str = ALL_PRESETS,
+                 trust_checkpoint: bool = False) -> tuple[Results, list[Path]]:
+    """`make tables`: read the runs in `store` and write every table; returns (results, paths).
+
+    Only runs of `preset` are used ("all": every preset); the command line defaults to "paper"."""
     from sri.tracking import load_runs
 
     runs = load_runs(store)
+    if preset != ALL_PRESETS:
+        other: dict[str, int] = {}
+        for run in select_runs(runs, latest_only=False):
+            if run_preset(run) != preset:
+                other[run_preset(run)] = other.get(run_preset(run), 0) + 1
+        if other:
+            counts = ", ".join(f"{n} {p}" for p, n in sorted(other.items()))
+            print(f"note: using only preset={preset} runs; ignored completed runs of other presets "
+                  f"({counts}); pass --preset {'|'.join(sorted(other))}|all to use them",
+                  file=sys.stderr)
     results = collect_results(runs, latest_only=latest_only, order=order,
                               order_samples=order_samples, order_seed=order_seed, device=device,
-                              cache=cache)
+                              cache=cache, preset=preset, trust_checkpoint=trust_checkpoint)
     unknown = sorted({k[0] for k in results} - set(TABLES))
     if unknown:
         print(f"warning: runs for tables {unknown} are not part of the paper; ignored", file=sys.stderr)

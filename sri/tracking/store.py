@@ -55,7 +55,8 @@ class RunRecord:
 
     def checkpoint_path(self) -> Path | None:
         """The final checkpoint as an existing file: the path as logged (absolute or relative to
-        the working directory), else relative to the file store or its parent; None if not found."""
+        the working directory), else relative to the file store or its parent, else in the run
+        folder's `archive/<time>/` (where a later `resume=False` run moved it); None if not found."""
         ckpt = self.checkpoint
         if not ckpt:
             return None
@@ -67,6 +68,10 @@ class RunRecord:
         for c in candidates:
             if c.is_file():
                 return c
+        for c in candidates:  # only when unambiguous: another run may have used the same step
+            archived = list(c.parent.glob(f"archive/*/{c.name}"))
+            if len(archived) == 1:
+                return archived[0]
         return None
 
 

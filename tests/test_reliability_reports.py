@@ -1,0 +1,105 @@
+"""Issue 13, reports: only preset=paper runs unless told otherwise, with preset and steps shown (6);
+checkpoint paths valid from anywhere, and "no figure written" is a failure when runs exist (7)."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+
+from sri.report.__main__ import main as report_main
+from sri.tracking import load_runs
+from sri.train.trainer import MemoryLogger
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_util import write_run  # noqa: E402
+from test_trainer_standins import StandInTrainer, base_config  # noqa: E402
+
+
+# -- item 6 -------------------------------------------------------------------------------------
+def _mixed_store(store: Path) -> None:
+    """A real (paper) run and a later 4-step smoke run of the same (table, row, dataset, seed)."""
+    write_run(store, 1, table=2, row="sri_g", dataset="shapestacks", seed=0,
+              metrics={"fid": [(500_000, 74.0)]}, start=dt.datetime(2024, 1, 1),
+              config_extra={"preset": "paper", "steps": 500_000})
+    write_run(store, 2, table=2, row="sri_g", dataset="shapestacks", seed=0,
+              metrics={"fid": [(4, 300.0)]}, start=dt.datetime(2024, 6, 1),
+              config_extra={"preset": "smoke", "steps": 4})
+
+
+def _fid_line(out: Path) -> dict:
+    lines = list(csv.DictReader(open(out / "table2.csv")))
+    return [l for l in lines if (l["row"], l["dataset"], l["metric"]) == ("sri_g", "shapestacks", "fid")][0]
+
+
+def test_tables_and_check_paper_use_only_paper_runs_by_default(tmp_path, capsys):
+    store = tmp_path / "runs"
+    _mixed_store(store)
+    assert report_main(["tables", "--store", str(store), "--out", str(tmp_path / "t"), "--order", "off"]) == 0
+    err = capsys.readouterr().err
+    line = _fid_line(tmp_path / "t")
+    assert float(line["mean"]) == 74.0 and line["presets"] == "paper" and line["steps"] == "500000"
+    md = (tmp_path / "t" / "table2.md").read_text()
+    assert "seed 0: preset paper, 500000 steps (run 1)" in md
+    assert "preset=paper" in err and "1 smoke" in err and "--preset" in err
+
+    report_main(["check-paper", "--store", str(store), "--out", str(tmp_path / "c"), "--order", "off"])
+    out = capsys.readouterr().out
+    fid_row = [l for l in out.splitlines() if "| SRI-G | shapestacks | fid |" in l][0]
+    assert "74.0" in fid_row and "paper, 500000 steps" in fid_row and "300" not in fid_row
+
+
+@pytest.mark.parametrize("preset,expected,presets", [("smoke", 300.0, "smoke"), ("all", 300.0, "smoke"),
+                                                     ("paper", 74.0, "paper")])
+def test_preset_option_selects_runs(tmp_path, preset, expected, presets):
+    store = tmp_path / "runs"
+    _mixed_store(store)
+    assert report_main(["tables", "--store", str(store), "--out", str(tmp_path / "t"), "--order", "off",
+                        "--preset", preset]) == 0
+    line = _fid_line(tmp_path / "t")
+    assert float(line["mean"]) == expected and line["presets"] == presets
+
+
+# -- item 7 -------------------------------------------------------------------------------------
+def test_recorded_checkpoint_paths_are_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log = MemoryLogger()
+    StandInTrainer(base_config("relative/ck", steps=2, checkpoint_every=1), logger=log).fit()
+    for p in [log.info["checkpoint"], log.info["run_dir"], *log.info["checkpoints"]]:
+        assert Path(p).is_absolute(), p
+    monkeypatch.chdir(tmp_path.parent)  # elsewhere: the recorded path still works
+    assert Path(log.info["checkpoint"]).is_file()
+
+
+def test_old_relative_and_archived_checkpoints_are_found_from_anywhere(tmp_path, monkeypatch):
+    store = tmp_path / "proj" / "runs"
+    ckpt = tmp_path / "proj" / "runs" / "checkpoints" / "ckpt_00000004.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    write_run(store, 1, table=3, row="d", dataset="blocks", seed=0, metrics={"fid": 1.0},
+              info={"checkpoint": "runs/checkpoints/ckpt_00000004.pt"})
+    monkeypatch.chdir(tmp_path)
+    run = load_runs(store)[0]
+    assert run.checkpoint_path().resolve() == ckpt.resolve()
+    # a later resume=False run moved it to archive/<time>/
+    archived = ckpt.parent / "archive" / "20240101-000000" / ckpt.name
+    archived.parent.mkdir(parents=True)
+    ckpt.rename(archived)
+    assert run.checkpoint_path().resolve() == archived.resolve()
+
+
+def test_figures_exit_non_zero_when_runs_exist_but_nothing_is_written(tmp_path, monkeypatch, capsys):
+    store = tmp_path / "runs"
+    write_run(store, 1, table=3, row="d", dataset="blocks", seed=0, metrics={"fid": 1.0},
+              info={"checkpoint": "elsewhere/ckpt_00000004.pt"})
+    monkeypatch.chdir(tmp_path)
+    code = report_main(["figures", "--store", str(store), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no figures written although 1 completed run(s) exist" in err
+    assert "elsewhere/ckpt_00000004.pt" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report_main(["figures", "--store", str(empty), "--out", str(tmp_path / "figs")]) == 0
