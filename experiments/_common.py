@@ -237,5 +237,11 @@ def run(ex: Experiment, argv: list[str] | None = None) -> Any:
         except RunDirNotWritable as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
-    attach_observers(ex, mongo_url=mongo, file_dir=file_dir)
+    try:
+        attach_observers(ex, mongo_url=mongo, file_dir=file_dir, required=mongo is not None)
+    except ConnectionError as e:  # MongoDB asked for with -m but unusable, or bad credentials
+        from sri.tracking.observers import redact
+
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        sys.exit(2)
     return ex.run_commandline(argv)

@@ -103,3 +103,101 @@ def test_figures_exit_non_zero_when_runs_exist_but_nothing_is_written(tmp_path, 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert report_main(["figures", "--store", str(empty), "--out", str(tmp_path / "figs")]) == 0
+
+
+# -- item 8 -------------------------------------------------------------------------------------
+SECRET_URL = "mongodb://u:secret@127.0.0.1:1/sri"
+
+
+class _Refusing:
+    """A pymongo.MongoClient stand-in whose server refuses the credentials."""
+
+    def __init__(self, *args, **kw) -> None:
+        self.admin = self
+
+    def command(self, *args, **kw):
+        from pymongo.errors import OperationFailure
+
+        raise OperationFailure("Authentication failed.", code=18)
+
+    def __getitem__(self, name):
+        return self
+
+    def find(self, *args, **kw):
+        return self.command()
+
+    def close(self) -> None:
+        pass
+
+
+def test_redact_removes_credentials_anywhere_in_a_message():
+    from sri.tracking.observers import redact
+
+    msg = redact(f"cannot reach {SECRET_URL} (also mongodb+srv://a:b@h/x)")
+    assert "secret" not in msg and ":b@" not in msg and "127.0.0.1:1" in msg and "***@" in msg
+
+
+def test_check_paper_with_an_unreachable_url_prints_no_password(tmp_path, monkeypatch, capsys):
+    import sri.tracking.store as store_module
+
+    monkeypatch.setenv("SRI_MONGO_URL", SECRET_URL)
+    real = store_module._load_mongo
+    monkeypatch.setattr(store_module, "_load_mongo", lambda spec: real(spec, timeout_ms=200))
+    code = report_main(["check-paper", "--out", str(tmp_path / "t")])
+    cap = capsys.readouterr()
+    assert code == 2
+    assert "secret" not in cap.err + cap.out and "127.0.0.1:1" in cap.err
+
+
+def test_authentication_failure_is_named_and_never_falls_back(tmp_path, monkeypatch, capsys):
+    import pymongo
+    from sacred import Experiment
+
+    from sri.tracking.observers import MongoAuthError, attach_observers
+
+    monkeypatch.setattr(pymongo, "MongoClient", _Refusing)
+    monkeypatch.setenv("SRI_MONGO_URL", SECRET_URL)
+    code = report_main(["check-paper", "--out", str(tmp_path / "t")])
+    err = capsys.readouterr().err
+    assert code == 2 and "authentication failed" in err and "does not answer" not in err
+    assert "secret" not in err
+    ex = Experiment("t")
+    with pytest.raises(MongoAuthError, match="authentication failed") as info:
+        attach_observers(ex, file_dir=str(tmp_path / "runs"))  # from $SRI_MONGO_URL
+    assert "secret" not in str(info.value)
+    assert not ex.observers and not (tmp_path / "runs").exists()  # no silent file store
+
+
+def test_explicit_mongo_flag_does_not_fall_back_to_the_file_store(tmp_path):
+    from test_experiments_support import run_script
+
+    res = run_script("table3_ablation.py", ["with", "smoke", "steps=1", "-m", "mongodb://u:secret@127.0.0.1:9/sri",
+                                            "-F", str(tmp_path / "F")], cwd=tmp_path, timeout=120)
+    assert res.returncode == 2
+    assert "not falling back to the file store" in res.stderr and "secret" not in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_omniboard_prints_no_password(monkeypatch, capsys):
+    import sri.report.omniboard as ob
+
+    class FakeBoard:
+        def __init__(self, db_url, **kw):
+            self.url, self.process, self.log_path = "http://127.0.0.1:9000/", None, "log"
+
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+    def refuse(*args, **kw):
+        raise RuntimeError(f"cannot connect to {SECRET_URL}")
+
+    monkeypatch.setattr(ob, "Omniboard", FakeBoard)
+    monkeypatch.setattr(ob, "register_metric_columns", refuse)
+    ob.main(mongo=SECRET_URL)
+    cap = capsys.readouterr()
+    assert "secret" not in cap.out + cap.err
+    assert "Omniboard for mongodb://***@127.0.0.1:1/ (db sri)" in cap.out

@@ -123,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           order_seed=args.seed, device=args.device,
                                           preset=args.preset, trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            from sri.tracking.observers import redact
+
+            print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         if not results:
             print(f"warning: no completed runs of preset {args.preset} with final metrics found; the "
@@ -152,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  only=[int(x) for x in args.only.split(",")] if args.only else None,
                                  preset=args.preset, trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            from sri.tracking.observers import redact
+
+            print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         for path in paths:
             print(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sri.tracking.mongo_server import stop_process
+from sri.tracking.observers import redact
 
 OMNIBOARD_VERSION = "2.16.1"
 DEFAULT_PREFIX = Path(".cache") / "omniboard"
@@ -185,7 +186,7 @@ def main(mongo: str | None = None, port: int | None = None,
         if target:
             spec = resolve_store(target)
             if spec.kind != "mongo":
-                print(f"error: {target!r} is not a MongoDB address (use mongodb://host:port/db or "
+                print(f"error: {redact(target)!r} is not a MongoDB address (use mongodb://host:port/db or "
                       f"host:port:db); Omniboard cannot show a file store", file=sys.stderr)
                 return 2
         elif _answers("127.0.0.1", LOCAL_MONGO_PORT):
@@ -205,12 +206,12 @@ def main(mongo: str | None = None, port: int | None = None,
                 if added:
                     print(f"added Omniboard metric columns: {', '.join(added)}", file=sys.stderr)
             except Exception as e:  # only a convenience; Omniboard works without it
-                print(f"warning: could not add metric columns ({e})", file=sys.stderr)
+                print(f"warning: could not add metric columns ({redact(str(e))})", file=sys.stderr)
         board = Omniboard(spec.db_url, port=port or int(os.environ.get("PORT", DEFAULT_PORT)),
                           host=host, prefix=prefix)
         board.start()
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (FileNotFoundError, RuntimeError, ValueError, ConnectionError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         if server is not None:
             server.stop()
         return 1

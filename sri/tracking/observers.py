@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -43,15 +44,22 @@ def parse_mongo_spec(spec: str) -> tuple[str, str]:
     return f"mongodb://{host}:{port}", db
 
 
-def redact(url: str) -> str:
-    """`url` with any user:password removed (for messages)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        return parts._replace(netloc="***@" + netloc).geturl()
-    return url
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<cred>[^@/\s?#]*)@")
+
+
+def redact(text: str) -> str:
+    """`text` (a URL, or a message containing URLs) with every `user:password@` replaced by
+    `***@`. The one function for anything that prints or logs a MongoDB address."""
+    return _CREDENTIALS.sub(lambda m: m.group("scheme") + "***@", str(text))
+
+
+class MongoAuthError(ConnectionError):
+    """The MongoDB server answered but refused the user name / password."""
+
+
+def is_auth_failure(e: BaseException) -> bool:
+    """Whether a pymongo error is an authentication failure (code 18 or an auth message)."""
+    return getattr(e, "code", None) == 18 or "authentication failed" in str(e).lower()
 
 
 def strip_mongo_args(argv: Sequence[str]) -> tuple[list[str], str | None]:
@@ -222,17 +230,22 @@ def make_mongo_observer(mongo_url: str, *, fallback_dir: str | os.PathLike | Non
             client.admin.command("ping")
         except pymongo.errors.PyMongoError as e:
             client.close()
+            if is_auth_failure(e):
+                raise MongoAuthError(f"MongoDB at {redact(url)}: authentication failed; check the user "
+                                     f"name and password in the URL (-m or ${MONGO_ENV})") from None
             raise ConnectionError(f"MongoDB at {redact(url)} does not answer ({type(e).__name__})") from None
     cls = __getattr__("BufferedMongoObserver")
     return cls(client=client, db_name=db, fallback_dir=fallback_dir)
 
 
 def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.PathLike | None = "runs",
-                     *, rank: int | None = None) -> list[Any]:
+                     *, rank: int | None = None, required: bool = False) -> list[Any]:
     """Attach the run store to a Sacred Experiment: MongoDB if a URL is given (or $SRI_MONGO_URL),
     else a FileStorageObserver under `file_dir` (None: none). Only rank 0 observes under DDP.
 
-    If the MongoDB server does not answer at start, the file store is used and a warning says so.
+    If the MongoDB server does not answer at start, the file store is used and a warning says so,
+    unless `required` (MongoDB asked for explicitly, e.g. with `-m`): then ConnectionError. An
+    authentication failure always raises MongoAuthError (never a silent fallback).
     The Mongo observer is always attached first (Omniboard needs its integer run ids).
     """
     from sacred.observers import FileStorageObserver
@@ -246,7 +259,13 @@ def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.P
         fallback = Path(file_dir or "runs") / "mongo_unsent"
         try:
             obs = make_mongo_observer(mongo_url, fallback_dir=fallback)
+        except MongoAuthError:
+            raise
         except ConnectionError as e:
+            if required:
+                raise ConnectionError(f"{e}; not falling back to the file store because MongoDB was "
+                                      f"asked for explicitly: start the server, fix the address, or "
+                                      f"drop -m to log to {file_dir or 'runs'}/") from None
             msg = f"{e}; logging this run to the file store {file_dir or 'runs'}/ instead"
             warnings.warn(msg)
             print(f"[sri] WARNING: {msg}", file=sys.stderr)

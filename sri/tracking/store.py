@@ -107,7 +107,10 @@ class StoreSpec:
         return urlunsplit((parts.scheme, parts.netloc, f"/{self.db}", parts.query, ""))
 
     def __str__(self) -> str:
-        return str(self.path) if self.kind == "file" else f"{self.url} (db {self.db})"
+        """For messages: a MongoDB URL never shows its user name or password."""
+        from sri.tracking.observers import redact
+
+        return str(self.path) if self.kind == "file" else f"{redact(self.url or '')} (db {self.db})"
 
 
 def resolve_store(store: str | os.PathLike | StoreSpec | None = None) -> StoreSpec:
@@ -252,8 +255,14 @@ def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000) -> list[RunRecord]:
             series = _series(doc, f"metrics document {doc.get('_id')}")
             metrics_by_run.setdefault(doc.get("run_id"), {})[str(doc.get("name"))] = series
     except PyMongoError as e:
-        raise ConnectionError(f"cannot read runs from MongoDB {spec} ({type(e).__name__}: {e}); "
-                              f"is the server running? (`python -m sri.tracking.mongo_server`)") from e
+        from sri.tracking.observers import MongoAuthError, is_auth_failure, redact
+
+        if is_auth_failure(e):
+            raise MongoAuthError(f"cannot read runs from MongoDB {spec}: authentication failed; "
+                                 f"check the user name and password in the URL") from None
+        raise ConnectionError(f"cannot read runs from MongoDB {spec} ({type(e).__name__}: "
+                              f"{redact(str(e))}); is the server running? "
+                              f"(`python -m sri.tracking.mongo_server`)") from None
     finally:
         client.close()
     records = []
