@@ -86,3 +86,70 @@ def test_smoke_run_without_torch_fidelity_completes_with_its_other_metrics(tmp_p
     assert "sri_loss_bpd" in run["metrics"] and "nelbo_bpd" in run["metrics"]
     assert "fid" not in run["metrics"]
     assert "torch-fidelity" in run["info"]["metrics_skipped"]["fid"]
+
+
+# -- item 11 ------------------------------------------------------------------------------------
+def _usage(free: int):
+    import shutil
+
+    return lambda path: shutil._ntuple_diskusage(10 ** 12, 10 ** 12 - free, free)
+
+
+def test_full_disk_is_one_clear_line_at_the_start(tmp_path, monkeypatch):
+    import shutil
+
+    import sri.checkpoint as ck
+
+    monkeypatch.setattr(shutil, "disk_usage", _usage(1000))
+    log = MemoryLogger()
+    run_dir = tmp_path / "ck"
+    with pytest.raises(ck.RunDirNotWritable, match=f"cannot write checkpoints to {run_dir}: disk full"):
+        StandInTrainer(base_config(str(run_dir), steps=50), logger=log).fit()
+    assert not log.scalars  # refused before the first step, not at the first checkpoint
+
+
+def test_read_only_run_folder_is_refused_at_the_start(tmp_path, monkeypatch):
+    import errno
+
+    import sri.checkpoint as ck
+
+    def read_only(*args, **kw):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(ck.tempfile, "mkstemp", read_only)
+    log = MemoryLogger()
+    with pytest.raises(ck.RunDirNotWritable, match="read-only file system"):
+        StandInTrainer(base_config(str(tmp_path / "ck"), steps=50), logger=log).fit()
+    assert not log.scalars
+
+
+def test_disk_filling_up_during_training_is_one_clear_line(tmp_path, monkeypatch):
+    import errno
+
+    import sri.checkpoint as ck
+    import sri.train.trainer as tr
+
+    def full(path, state):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tr, "save_checkpoint", full)
+    with pytest.raises(ck.RunDirNotWritable, match=r"cannot write checkpoints to .*: disk full$"):
+        StandInTrainer(base_config(str(tmp_path / "ck"), steps=4, checkpoint_every=2)).fit()
+
+
+def test_table_script_checks_the_runs_folder_before_starting(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import _common
+
+    monkeypatch.setattr(shutil, "disk_usage", _usage(1000))
+    monkeypatch.delenv("SRI_MONGO_URL", raising=False)
+    monkeypatch.setenv("SRI_RUNS_DIR", str(tmp_path / "runs"))
+    ex = _common.make_experiment(3)
+    with pytest.raises(SystemExit) as exit_info:
+        _common.run(ex, ["table3_ablation.py", "with", "smoke"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot write runs to {tmp_path / 'runs'}: disk full" in err
+    assert not list((tmp_path / "runs").glob("[0-9]*"))
