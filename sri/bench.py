@@ -9,6 +9,7 @@ benchmarks:
   train-step   median seconds per training step, steps/s and peak memory (sri.train.bench)
   convert      TFRecord conversion speed in records/s (sri.data.bench)
   loader       DataLoader batches/s from a converted cache (sri.data.bench)
+  learn        train a model from scratch, write its learning curve on held-out scenes (sri.train.learn)
 """
 
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name == "train-step":
         from sri.train.bench import main as run
+    elif name == "learn":
+        from sri.train.learn import main as run
     elif name in ("convert", "loader"):
         from sri.data.bench import main as run
         rest = [name] + rest

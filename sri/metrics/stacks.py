@@ -98,8 +98,9 @@ def _merge_split_blocks(blocks: list[np.ndarray], tol: int) -> list[np.ndarray]:
     return blocks
 
 
-def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float, bg_area: float,
-               min_contact: float) -> bool:
+def _segments(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float,
+              bg_area: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Background masks and blocks (after merging split faces) of one segment map (rules 1-3)."""
     H, W = seg.shape
     n = H * W
     bg_masks: list[np.ndarray] = []
@@ -118,9 +119,16 @@ def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: flo
         for c in keep:
             if sizes[c - 1] >= min_block * n:
                 blocks.append(comp == c)
+    return bg_masks, (_merge_split_blocks(blocks, tol) if blocks else blocks)
+
+
+def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float, bg_area: float,
+               min_contact: float) -> bool:
+    H = seg.shape[0]
+    bg_masks, blocks = _segments(seg, tol=tol, min_fragment=min_fragment, min_block=min_block,
+                                 bg_area=bg_area)
     if not blocks:
         return False
-    blocks = _merge_split_blocks(blocks, tol)
     rows = np.arange(H)[:, None]
     order = sorted(range(len(blocks)), key=lambda i: (-_lowest_rows(blocks[i]).max(),
                                                       -float((blocks[i] * rows).sum() / blocks[i].sum())))
@@ -153,6 +161,20 @@ def stack_is_plausible(label_map, *, tol: int | None = None, min_fragment: float
     out = [_judge_one(m, tol=tol, min_fragment=min_fragment, min_block=min_block, bg_area=bg_area,
                       min_contact=min_contact) for m in maps]
     return torch.tensor(out, dtype=torch.bool)
+
+
+def count_blocks(label_map, *, tol: int | None = None, min_fragment: float = 0.001,
+                 min_block: float = 0.002, bg_area: float = 0.2) -> Tensor:
+    """[B,H,W] integer segment maps -> [B] long: the blocks S-Acc sees (visible objects per scene).
+
+    Same rules 1-3 as `stack_is_plausible` (background by borders and area, split faces merged),
+    so a sample's count and the judge's view of it agree.
+    """
+    maps = _as_maps(label_map)
+    tol = max(1, maps.shape[1] // 32) if tol is None else int(tol)
+    out = [len(_segments(m, tol=tol, min_fragment=min_fragment, min_block=min_block, bg_area=bg_area)[1])
+           for m in maps]
+    return torch.tensor(out, dtype=torch.long)
 
 
 def s_acc(label_maps, **kw: Any) -> float:

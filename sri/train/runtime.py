@@ -1,6 +1,7 @@
 """Process-level runtime settings for CPU training."""
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -24,3 +25,26 @@ def tune_cpu_allocator() -> bool:
         return bool(ok)
     except (OSError, AttributeError):
         return False
+
+
+def machine_info(device: str = "cpu") -> dict[str, object]:
+    """CPU model, cores, torch threads and version, and the CUDA device if one is used."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, object] = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                               "torch": torch.__version__, "python": platform.python_version(),
+                               "hostname": platform.node()}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(torch.device(device))
+    return info

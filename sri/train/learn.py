@@ -1,0 +1,275 @@
+"""`python -m sri.bench learn`: train a model from scratch and record its learning curve.
+
+Every `--eval-every` steps the model is evaluated on held-out test scenes (ARI-FG, reconstruction
+MSE against the mean training image, KL; `sri.metrics.learning`); at the end its samples are judged
+(S-Acc, visible objects). The curve is written as JSON and PNG. It works for every model that
+`sri.models.build_model` knows: the acceptance check of each model the suite adds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from sri.configs import TABLES, ConfigError, experiment_config
+from sri.train.trainer import MemoryLogger, Trainer
+
+__all__ = ["row_for_model", "learning_config", "learn", "plot_curve", "main"]
+
+# the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
+DEFAULT_EVAL_NUM = 320
+
+
+def row_for_model(model: str) -> tuple[int, str]:
+    """The (table, row) whose recipe a learning check of `model` uses: Table 2's MoG row first."""
+    found = [(t, r, spec) for t in (2, 4, 1, 3) for r, spec in TABLES[t]["rows"].items()
+             if spec["model"] == model]
+    if not found:
+        known = sorted({s["model"] for t in TABLES.values() for s in t["rows"].values()})
+        raise ConfigError(f"no table row uses model {model!r}; models in the paper's tables: {', '.join(known)}")
+    mog = [f for f in found if f[2]["family"] == "MoG"]
+    t, r, _ = (mog or found)[0]
+    return t, r
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def learning_config(model: str, dataset: str = "blocks", *, preset: str = "demo", seed: int = 0,
+                    minutes: float = 10.0, steps: int | None = None, eval_every: int = 250,
+                    run_dir: str | Path | None = None,
+                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trainer config of a learning check: the model's row under `preset`, from scratch."""
+    table, row = row_for_model(model)
+    cfg = experiment_config(table, row, dataset, preset, seed)
+    cfg.update(time_limit=int(round(minutes * 60)) if minutes else 0,
+               steps=int(steps) if steps else max(int(cfg["steps"]), 10 ** 9 if minutes else 1),
+               eval_every=int(eval_every), eval_metrics=["ari_fg"], final_metrics=[], num_order=0,
+               resume=False, sample_every=0,
+               checkpoint_every=max(int(eval_every), 1) * 4, keep_checkpoints=1)
+    if run_dir is not None:
+        cfg["run_dir"] = str(run_dir)
+    for key, value in (overrides or {}).items():
+        if key.startswith("model_options."):
+            cfg["model_options"][key.split(".", 1)[1]] = value
+        elif key not in cfg:
+            raise ConfigError(f"unknown option {key!r} in --set; known: {', '.join(sorted(cfg))} "
+                              f"and model_options.<name>")
+        else:
+            cfg[key] = value
+    if not cfg["steps"] and not cfg["time_limit"]:
+        raise ConfigError("give --minutes or --steps")
+    return cfg
+
+
+class CurveTrainer(Trainer):
+    """A Trainer whose periodic evaluation is `reconstruction_metrics` on fixed held-out scenes."""
+
+    def __init__(self, config: dict[str, Any], logger: MemoryLogger, eval_num: int) -> None:
+        super().__init__(config, logger)
+        self.eval_num = int(eval_num)
+        self.eval_times: list[float] = []
+        self._held: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._baseline: torch.Tensor | None = None
+        self._t0 = time.perf_counter()
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`eval_num` test scenes (images, masks) of the run's dataset and size."""
+        if self._held is None:
+            from sri.data import build_dataset
+
+            kw = dict(self.dataset_kwargs())
+            kw["num"] = self.eval_num
+            ds = build_dataset(self.config["dataset"], self.data_root(), "test", **kw)
+            n = min(len(ds), self.eval_num)
+            items = [ds[i] for i in range(n)]
+            if "mask" not in items[0]:
+                raise ValueError(f"dataset {self.config['dataset']!r} has no ground-truth masks: "
+                                 "a learning curve needs them for ARI-FG")
+            self._held = (torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items]))
+        return self._held
+
+    def baseline(self) -> torch.Tensor:
+        """The mean of (up to 2,000) training images."""
+        if self._baseline is None:
+            from sri.metrics.learning import mean_image
+
+            ds = self.dataset if hasattr(self, "dataset") else self.build_dataset("train")
+            n = min(len(ds), 2000)
+            self._baseline = mean_image(torch.stack([ds[i]["image"] for i in range(n)]))
+        return self._baseline
+
+    def evaluate(self, model: torch.nn.Module, metrics: list[str], *, final: bool) -> dict[str, float]:
+        if final:
+            return super().evaluate(model, metrics, final=final)
+        from sri.metrics.learning import reconstruction_metrics
+
+        images, masks = self.held_out()
+        res = reconstruction_metrics(model, images, masks, self.baseline(),
+                                     batch_size=self.config["eval_batch_size"])
+        self.eval_times.append(time.perf_counter() - self._t0)
+        return res
+
+
+def _points(logger: MemoryLogger, times: list[float]) -> list[dict[str, float]]:
+    by_step: dict[int, dict[str, float]] = {}
+    for name, values in logger.scalars.items():
+        if name.startswith("eval_"):
+            for step, v in values:
+                by_step.setdefault(step, {"step": step})[name[5:]] = v
+    pts = [by_step[s] for s in sorted(by_step)]
+    for p, t in zip(pts, times):
+        p["wall_s"] = round(t, 1)
+    return pts
+
+
+def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: int | None = None,
+          preset: str = "demo", seed: int = 0, eval_every: int = 250, eval_num: int = DEFAULT_EVAL_NUM,
+          num_samples: int = 256, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
+          command: str | None = None, plot: bool = True) -> dict[str, Any]:
+    """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`)."""
+    from sri.metrics.learning import data_reference, meets, sample_metrics
+    from sri.train.runtime import machine_info
+
+    out = Path(out or f"runs/learn/{model}-{dataset}-{preset}-seed{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = learning_config(model, dataset, preset=preset, seed=seed, minutes=minutes, steps=steps,
+                          eval_every=eval_every, run_dir=out / "run", overrides=overrides)
+    logger = MemoryLogger()
+    trainer = CurveTrainer(cfg, logger, eval_num)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    trainer._t0 = t0
+    result = trainer.fit()
+    train_s = time.perf_counter() - t0
+    step = int(result["step"])
+    m = trainer.model
+    if not any(s == step for s, _ in logger.scalars.get("eval_ari_fg", [])):
+        for k, v in trainer._guarded(trainer.evaluate, m, ["ari_fg"], final=False).items():
+            logger.log_scalar(f"eval_{k}", v, step)
+    points = _points(logger, trainer.eval_times)
+    final = dict(points[-1]) if points else {}
+    _, masks = trainer.held_out()
+    final.update({f"sample_{k}": v for k, v in
+                  trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
+    reference = data_reference(masks)
+    res = {
+        "model": model, "dataset": dataset, "preset": preset, "seed": seed,
+        "command": command or f"python -m sri.bench learn --model {model} --dataset {dataset} "
+                              f"--minutes {minutes} --preset {preset} --seed {seed}",
+        "started": started, "train_wall_s": round(train_s, 1), "steps": step,
+        "machine": machine_info(str(trainer.device)), "eval_num": len(masks),
+        "config": cfg, "points": points, "final": final, "data_reference": reference,
+        "meets_demo_bar": meets(final),
+        "train": {k: v for k, v in logger.scalars.items() if not k.startswith("eval_")},
+        "checkpoint": result["checkpoint"],
+    }
+    (out / "curve.json").write_text(json.dumps(res, indent=1, default=str))
+    if plot:
+        plot_curve(res, out / "curve.png")
+    return res
+
+
+def plot_curve(res: dict[str, Any], path: str | Path) -> Path:
+    """ARI-FG, MSE / baseline, KL and the GECO betas against steps, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = res["points"]
+    steps = [p["step"] for p in pts]
+    fig, ax = plt.subplots(1, 4, figsize=(16, 3.4))
+    ax[0].plot(steps, [p.get("ari_fg") for p in pts], "o-", label="segmentation masks")
+    if any("ari_fg_ordered" in p for p in pts):
+        ax[0].plot(steps, [p.get("ari_fg_ordered") for p in pts], "s--", label="ordered masks")
+    ax[0].axhline(0.75, color="grey", ls=":", label="demo bar 0.75")
+    ax[0].set(title="ARI-FG (held-out)", xlabel="step", ylim=(-0.1, 1))
+    ax[0].legend(fontsize=7)
+    ax[1].semilogy(steps, [p.get("mse_ratio") for p in pts], "o-")
+    ax[1].axhline(0.25, color="grey", ls=":", label="demo bar 0.25")
+    ax[1].set(title="recon MSE / mean-image MSE", xlabel="step")
+    ax[1].legend(fontsize=7)
+    ax[2].plot(steps, [p.get("kl") for p in pts], "o-")
+    ax[2].set(title="KL (nats / image)", xlabel="step")
+    for name, values in res.get("train", {}).items():
+        if name.startswith("beta_"):
+            ax[3].semilogy([s for s, _ in values], [v for _, v in values], label=name)
+    ax[3].set(title="GECO beta", xlabel="step")
+    if ax[3].get_legend_handles_labels()[0]:
+        ax[3].legend(fontsize=7)
+    f = res.get("final", {})
+    fig.suptitle(f"{res['model']} on {res['dataset']} (preset {res['preset']}, seed {res['seed']}): "
+                 f"{res['steps']} steps in {res['train_wall_s'] / 60:.1f} min; samples S-Acc "
+                 f"{f.get('sample_s_acc', float('nan')):.2f}, visible objects "
+                 f"{f.get('sample_visible_objects', float('nan')):.2f} (data "
+                 f"{res['data_reference']['visible_objects']:.2f})", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    from sri.configs import PRESETS, SYNTHETIC_DATASETS
+
+    p = argparse.ArgumentParser(prog="python -m sri.bench learn",
+                                description="Train a model from scratch and write its learning curve "
+                                            "(JSON + PNG) on held-out scenes.")
+    p.add_argument("--model", required=True, help="a model name that sri.models.build_model knows")
+    p.add_argument("--dataset", default="blocks",
+                   help=f"dataset with ground-truth masks (default blocks; synthetic: {', '.join(SYNTHETIC_DATASETS)})")
+    p.add_argument("--minutes", type=float, default=10.0, help="wall-clock minutes of training (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps instead (or as well)")
+    p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="recipe preset (default demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=250, help="steps between evaluations (default 250)")
+    p.add_argument("--eval-num", type=int, default=DEFAULT_EVAL_NUM, help="held-out scenes (default 320)")
+    p.add_argument("--num-samples", type=int, default=256, help="samples judged at the end (default 256)")
+    p.add_argument("--out", default=None, help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (e.g. lr=3e-4, model_options.pixel_std=0.1); repeatable")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        if "=" not in item:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(v.strip())
+    try:
+        res = learn(args.model, args.dataset, minutes=args.minutes, steps=args.steps, preset=args.preset,
+                    seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
+                    num_samples=args.num_samples, out=args.out, overrides=overrides,
+                    command="python -m sri.bench learn " + shlex.join(argv))
+    except (ConfigError, NotImplementedError) as e:
+        raise SystemExit(f"sri.bench learn: {e}") from None
+    f = res["final"]
+    out = Path(res["config"]["run_dir"]).parent
+    print(f"\n{res['model']} on {res['dataset']}: {res['steps']} steps in {res['train_wall_s'] / 60:.1f} min")
+    for p in res["points"]:
+        extra = f", ordered {p['ari_fg_ordered']:.3f}" if "ari_fg_ordered" in p else ""
+        print(f"  step {p['step']:>6}: ARI-FG {p['ari_fg']:.3f}{extra}, MSE/baseline {p['mse_ratio']:.3f}, "
+              f"KL {p['kl']:.1f}")
+    print(f"  samples: S-Acc {f.get('sample_s_acc', float('nan')):.3f}, visible objects "
+          f"{f.get('sample_visible_objects', float('nan')):.2f} (data: S-Acc "
+          f"{res['data_reference']['s_acc']:.3f}, {res['data_reference']['visible_objects']:.2f} objects)")
+    print(f"  curve: {out / 'curve.json'}, {out / 'curve.png'}")
+    return 0
