@@ -301,13 +301,16 @@ def experiment_config(table: int, row: str | None = None, dataset: str | None = 
     if rs["model"] not in ("sri", "sri_sa", "sri_emorl"):
         metrics = [m for m in metrics if m != "sri_loss_bpd"]
     cfg["final_metrics"] = metrics
-    cfg.update(copy.deepcopy({k: v for k, v in PRESETS[preset].items() if k != "dataset"}))
+    cfg.update(copy.deepcopy({k: v for k, v in PRESETS[preset].items()
+                              if k not in ("dataset", "model_options")}))
     if image_size is not None:
         cfg["image_size"] = image_size
     if num_slots is not None:
         cfg["num_slots"] = num_slots
     cfg["model_options"] = model_options_for(rs["model"], fam, rs.get("options", {}),
                                              cfg["image_size"], cfg["num_slots"])
+    # a preset's recipe (e.g. the demo's sigma and width) overrides the family's model options
+    cfg["model_options"].update(copy.deepcopy(PRESETS[preset].get("model_options", {})))
     return cfg
 
 
