@@ -4,7 +4,7 @@ STORE ?=
 SEED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo tables figures check-paper omniboard bench lint-docker
+.PHONY: help install test test-all demo demo-checkpoints learn tables figures check-paper omniboard bench lint-docker
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,14 @@ test-all: ## run every test, slow ones included
 
 demo: ## train SRI and GENv2 on synthetic blocks, then write tables and figures
 	$(PYTHON) -m sri.demo
+
+demo-checkpoints: ## retrain demo_checkpoints/ (the demo's starting points) from scratch, with provenance
+	$(PYTHON) -m sri.demo --make-checkpoints
+
+MODEL ?= genv2
+MINUTES ?= 10
+learn: ## learning curve of MODEL (default genv2) on blocks for MINUTES (default 10) -> runs/learn/
+	$(PYTHON) -m sri.bench learn --model $(MODEL) --dataset blocks --minutes $(MINUTES)
 
 tables: ## logged runs -> tables/table{1..4}.csv and .md (STORE=dir or mongodb URL)
 	$(PYTHON) -m sri.report tables $(if $(STORE),--store $(STORE))

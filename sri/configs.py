@@ -165,6 +165,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 64, "fid_feature_extractor": "inception-v3-compat",
     "sample_every": 0, "progress": True,
     "time_limit": 0,              # seconds of training after which the run finishes early (0: none)
+    "init_checkpoint": None,      # start a fresh run from these weights (+ GECO state), e.g. the demo's
 }
 
 # Presets layered on top of the paper values.
@@ -352,6 +353,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")
     if not isinstance(cfg["time_limit"], (int, float)) or cfg["time_limit"] < 0:
         raise ConfigError(f"time_limit must be a number of seconds >= 0, got {cfg['time_limit']!r}")
+    if cfg["init_checkpoint"] is not None and not isinstance(cfg["init_checkpoint"], str):
+        raise ConfigError(f"init_checkpoint must be the path of a checkpoint file or None, got "
+                          f"{cfg['init_checkpoint']!r}")
     for key in ("checkpoint_every", "log_every", "eval_every", "sample_every", "keep_checkpoints", "num_order",
                 "max_nonfinite", "num_workers", "lr_warmup_steps", "lr_decay_every"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:

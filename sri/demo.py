@@ -1,14 +1,19 @@
-"""`python -m sri.demo` (`make demo`): SRI vs GENv2 on synthetic blocks in about 15 minutes on a CPU.
+"""`python -m sri.demo` (`make demo`): SRI vs GENv2 on synthetic blocks, trained on whatever device is there.
 
-Runs Table 2's rows `sri_mog` and `genv2_mog` on the dataset `blocks` with the `demo` preset
-(32x32, K=5, 6 minutes of training each), logs them to the file store `runs/demo/`, then calls
-`python -m sri.report tables` and `figures` on that store and writes the two models' samples and
-slot masks side by side. Rerunning continues both runs from their checkpoints.
+Runs Table 2's rows `sri_mog` and `genv2_mog` on the dataset `blocks` with the `demo` preset (the
+recipe in `sri.configs.PRESETS["demo"]`, docs/LEARNING.md), logs them to the file store
+`runs/demo/`, and ends with what the models learned: ARI-FG and reconstruction error on held-out
+scenes, S-Acc and visible objects of samples, beside the data's values; then tables, figures and
+the side-by-side figure. Where `demo_checkpoints/` holds checkpoints this project trained (`make
+demo-checkpoints`), both runs start from them and continue training; `--from-scratch` ignores them.
+Rerunning continues both runs from their own checkpoints.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -17,6 +22,11 @@ from typing import Any, Sequence
 
 ROWS = (("sri_mog", "SRI-MoG"), ("genv2_mog", "GENv2-MoG"))
 REPO = Path(__file__).resolve().parents[1]
+CHECKPOINTS = REPO / "demo_checkpoints"
+PROVENANCE = "provenance.json"
+# the demo's bar (issue: learned models): ARI-FG >= 0.75, MSE <= 0.25 x the mean-image MSE
+BAR = {"ari_fg": 0.75, "mse_ratio": 0.25}
+DEFAULT_MINUTES = 4.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,10 +34,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs/demo", help="Sacred file store for the runs (default runs/demo)")
     p.add_argument("--tables", default="tables/demo", help="where the tables go (default tables/demo)")
     p.add_argument("--figures", default="figures/demo", help="where the figures go (default figures/demo)")
-    p.add_argument("--minutes", type=float, default=6.0, help="training minutes per model (default 6)")
+    p.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                   help=f"wall-clock minutes of training per model (default {DEFAULT_MINUTES:g})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny runs (the `smoke` preset) to check the pipeline")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="ignore demo_checkpoints/ and train both models from random weights")
     p.add_argument("--skip-report", action="store_true", help="do not call python -m sri.report")
+    p.add_argument("--eval-num", type=int, default=320, help="held-out scenes for ARI-FG and MSE (default 320)")
+    p.add_argument("--num-samples", type=int, default=256, help="samples judged for S-Acc (default 256)")
+    p.add_argument("--make-checkpoints", action="store_true",
+                   help="(`make demo-checkpoints`) retrain demo_checkpoints/ from scratch and record provenance")
+    p.add_argument("--checkpoint-steps", type=int, default=None,
+                   help="training steps per model for --make-checkpoints (default: the recorded recipe's)")
+    p.add_argument("--checkpoint-dir", default=str(CHECKPOINTS),
+                   help="where --make-checkpoints writes and the demo reads checkpoints")
     return p
 
 
@@ -46,19 +67,38 @@ def _env() -> dict[str, str]:
     return env
 
 
-def train_runs(store: Path, *, minutes: float, seed: int, smoke: bool) -> None:
-    """Run the two experiments as the user would, printing each command."""
+def shipped_checkpoint(row: str, directory: str | os.PathLike = CHECKPOINTS) -> Path | None:
+    """The project-trained starting checkpoint of a demo row, if present."""
+    p = Path(directory) / f"{row}.pt"
+    return p if p.is_file() else None
+
+
+def run_command(row: str, store: Path, *, seed: int, smoke: bool, extra: Sequence[str] = ()) -> list[str]:
+    """The Sacred command of one demo run (as the user would type it)."""
     script = _experiments_dir() / "table2_main.py"
+    return [sys.executable, str(script), "with", "smoke" if smoke else "demo", f"row={row}",
+            "dataset=blocks", f"seed={seed}", *extra,
+            f"run_dir={store / 'checkpoints' / row / f'seed{seed}'}", "-F", str(store)]
+
+
+def train_runs(store: Path, *, minutes: float, seed: int, smoke: bool, from_scratch: bool = False,
+               checkpoint_dir: str | os.PathLike = CHECKPOINTS) -> dict[str, str]:
+    """Run the two experiments as the user would, printing each command; returns how each started."""
+    started: dict[str, str] = {}
     for row, label in ROWS:
-        cmd = [sys.executable, str(script), "with", "smoke" if smoke else "demo", f"row={row}",
-               "dataset=blocks", f"seed={seed}",
-               f"run_dir={store / 'checkpoints' / row / f'seed{seed}'}", "-F", str(store)]
+        extra = []
         if not smoke:
-            cmd.insert(6, f"time_limit={int(minutes * 60)}")
-        print(f"\n[demo] training {label}: {' '.join(cmd[1:])}", flush=True)
+            extra.append(f"time_limit={int(minutes * 60)}")
+            ck = None if from_scratch else shipped_checkpoint(row, checkpoint_dir)
+            if ck is not None:
+                extra.append(f"init_checkpoint={ck}")
+            started[row] = f"from {ck}" if ck is not None else "from scratch"
+        cmd = run_command(row, store, seed=seed, smoke=smoke, extra=extra)
+        print(f"\n[demo] training {label}: {shlex.join(cmd[1:])}", flush=True)
         res = subprocess.run(cmd, env=_env())
         if res.returncode != 0:
             raise SystemExit(f"[demo] the {label} run failed (exit {res.returncode}); see the output above")
+    return started
 
 
 def latest_runs(store: Path) -> dict[str, Any]:
@@ -75,11 +115,12 @@ def latest_runs(store: Path) -> dict[str, Any]:
     return out
 
 
-def report(store: Path, tables: Path, figures: Path) -> list[str]:
+def report(store: Path, tables: Path, figures: Path, preset: str) -> list[str]:
     """`python -m sri.report tables` and `figures` on the demo store; returns notes for the summary."""
     notes = []
     for cmd, out in (("tables", tables), ("figures", figures)):
-        argv = [sys.executable, "-m", "sri.report", cmd, "--store", str(store), "--out", str(out)]
+        argv = [sys.executable, "-m", "sri.report", cmd, "--store", str(store), "--out", str(out),
+                "--preset", preset]
         print(f"\n[demo] {' '.join(argv[1:])}", flush=True)
         try:
             res = subprocess.run(argv, env=_env())
@@ -91,56 +132,142 @@ def report(store: Path, tables: Path, figures: Path) -> list[str]:
     return notes
 
 
-def side_by_side(runs: dict[str, Any], path: Path, *, n: int = 8, seed: int = 0) -> Path:
-    """Samples (top) and their slot masks (bottom) of each model, next to each other, as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+def held_out(image_size: int, num: int) -> tuple[Any, Any, Any]:
+    """`num` test scenes of `blocks` (images, masks) and the mean of 2,000 training images."""
     import torch
 
-    from sri.checkpoint import load_model
-    from sri.train.trainer import mask_colors
+    from sri.data import build_dataset
+    from sri.metrics.learning import mean_image
 
-    panels = []
+    te = build_dataset("blocks", None, "test", num=num, image_size=image_size)
+    tr = build_dataset("blocks", None, "train", num=2000, image_size=image_size)
+    images = torch.stack([te[i]["image"] for i in range(len(te))])
+    masks = torch.stack([te[i]["mask"] for i in range(len(te))])
+    return images, masks, mean_image(torch.stack([tr[i]["image"] for i in range(len(tr))]))
+
+
+def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, seed: int) -> dict[str, Any]:
+    """Learning metrics of each model on held-out scenes, its samples, and the data's reference."""
+    from sri.metrics.learning import data_reference, reconstruction_metrics, sample_metrics
+
+    out: dict[str, Any] = {"models": {}}
+    for row, model in models.items():
+        images, masks, base = held_out(model.image_size, eval_num)
+        res = reconstruction_metrics(model, images, masks, base)
+        res.update({f"sample_{k}": v for k, v in sample_metrics(model, num_samples, seed=seed).items()})
+        out["models"][row] = res
+        out["data"] = data_reference(masks)
+        out["eval_num"] = len(images)
+    out["num_samples"] = num_samples
+    return out
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The demo's closing table: what each model learned, beside the data's values and the bar."""
+    data = summary.get("data", {})
+    print(f"\n  what the models learned (held-out blocks scenes: {summary.get('eval_num')}; "
+          f"samples: {summary.get('num_samples')})")
+    print(f"  {'':<12}{'step':>7}{'ARI-FG':>8}{'ordered':>9}{'MSE/mean':>10}{'S-Acc':>7}{'objects':>9}")
     for row, label in ROWS:
-        if row not in runs:
+        r = summary["models"].get(row)
+        if r is None:
             continue
-        model, ckpt = load_model(runs[row].info["checkpoint"])
+        ordered = f"{r['ari_fg_ordered']:.3f}" if "ari_fg_ordered" in r else "-"
+        print(f"  {label:<12}{r.get('step', '?'):>7}{r['ari_fg']:>8.3f}{ordered:>9}{r['mse_ratio']:>10.3f}"
+              f"{r['sample_s_acc']:>7.2f}{r['sample_visible_objects']:>9.2f}")
+    if data:
+        print(f"  {'data':<12}{'':>7}{'':>8}{'':>9}{'':>10}{data['s_acc']:>7.2f}{data['visible_objects']:>9.2f}")
+    print(f"  bar: ARI-FG >= {BAR['ari_fg']}, MSE <= {BAR['mse_ratio']} x the mean training image's "
+          f"(ordered = SRI's ordered masks; objects = visible objects per sample)")
+
+
+def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, seed: int = 0, n: int = 8,
+                recipe: str = "") -> Path:
+    """Per model: samples, their slots coloured by generation order, test scenes and reconstructions."""
+    import torch
+
+    from sri.report.figures import _plt, _save, add_slot_legend, colour_masks, montage, to_hwc
+
+    plt = _plt()
+    panels, k_max = [], 1
+    for row, label in ROWS:
+        if row not in models:
+            continue
+        m = models[row]
+        images, _, _ = held_out(m.image_size, n)
         with torch.no_grad():
-            out = model.sample(n, generator=torch.Generator().manual_seed(seed))
-        imgs = (out.images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        masks = mask_colors(out.masks)
-        h, w = imgs.shape[1:3]
-        pad = np.full((h, 2, 3), 255, np.uint8)
-        top = np.concatenate([x for i in imgs for x in (i, pad)], 1)
-        bottom = np.concatenate([x for m in masks for x in (m, pad)], 1)
-        gap = np.full((2, top.shape[1], 3), 255, np.uint8)
-        panels.append((f"{label} (step {ckpt['step']})", np.concatenate([top, gap, bottom], 0)))
+            s = m.sample(n, generator=torch.Generator().manual_seed(seed))
+            torch.manual_seed(seed)
+            r = m(images)
+        k_max = max(k_max, s.masks.shape[1])
+        tile = montage([to_hwc(s.images), colour_masks(s.masks), to_hwc(images), to_hwc(r.recon),
+                        colour_masks(r.masks)])
+        panels.append((f"{label}, step {steps.get(row, '?')}: samples / their slots by generation order / "
+                       f"test scenes / reconstructions / their slots", tile))
     if not panels:
         raise SystemExit("[demo] no completed demo runs with checkpoints found")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 2.2), squeeze=False)
-    for ax, (title, arr) in zip(axes[0], panels):
-        ax.imshow(arr, interpolation="nearest")
-        ax.set_title(f"{title}: samples (top), slot masks (bottom)", fontsize=9)
+    h, w = panels[0][1].shape[:2]
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, layout="constrained",
+                             figsize=(len(panels) * w / 40 + 0.5, h / 40 + 1.3))
+    for ax, (title, img) in zip(axes[0], panels):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=7)
         ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    if recipe:
+        fig.suptitle(recipe, fontsize=8)
+    add_slot_legend(fig, k_max)
+    return _save(fig, path)
+
+
+def load_models(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The final model of each demo run and its step."""
+    from sri.checkpoint import load_model
+
+    models, steps = {}, {}
+    for row, _ in ROWS:
+        if row in runs:
+            model, ckpt = load_model(runs[row].info["checkpoint"])
+            models[row], steps[row] = model.eval(), int(ckpt["step"])
+    return models, steps
+
+
+def _recipe_line(runs: dict[str, Any]) -> str:
+    r = next(iter(runs.values()), None)
+    if r is None:
+        return ""
+    c = r.config
+    mo = c.get("model_options", {})
+    return (f"preset {c.get('preset')}: blocks {mo.get('image_size')}px, K={mo.get('num_slots')}, "
+            f"slot_dim={mo.get('slot_dim')}, {mo.get('likelihood')} sigma={mo.get('pixel_std')}, "
+            f"batch {c.get('batch_size')}, lr {c.get('lr')}, GECO goal {c.get('geco_goal')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train both models, make tables and figures, print where everything went."""
+    """Train both models, show what they learned, make tables and figures, print where everything went."""
     args = _parser().parse_args(argv)
+    if args.make_checkpoints:
+        from sri.demo_checkpoints import make_checkpoints
+
+        make_checkpoints(Path(args.checkpoint_dir), steps=args.checkpoint_steps, seed=args.seed)
+        return 0
     store, tables, figures = Path(args.store), Path(args.tables), Path(args.figures)
     t0 = time.time()
-    train_runs(store, minutes=args.minutes, seed=args.seed, smoke=args.smoke)
+    started = train_runs(store, minutes=args.minutes, seed=args.seed, smoke=args.smoke,
+                         from_scratch=args.from_scratch, checkpoint_dir=args.checkpoint_dir)
     runs = latest_runs(store)
-    notes = [] if args.skip_report else report(store, tables, figures)
-    fig = side_by_side(runs, figures / "demo_sri_vs_genv2.png", seed=args.seed)
+    preset = "smoke" if args.smoke else "demo"
+    notes = [] if args.skip_report else report(store, tables, figures, preset)
+    models, steps = load_models(runs)
+    summary = evaluate_models(models, eval_num=8 if args.smoke else args.eval_num,
+                              num_samples=8 if args.smoke else args.num_samples, seed=args.seed)
+    for row, step in steps.items():
+        summary["models"][row]["step"] = step
+        summary["models"][row]["started"] = started.get(row, "smoke")
+    summary["recipe"] = _recipe_line(runs)
+    figures.mkdir(parents=True, exist_ok=True)
+    (figures / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    fig = demo_figure(models, steps, figures / "demo_sri_vs_genv2.png", seed=args.seed,
+                      recipe=summary["recipe"])
 
     print("\n" + "=" * 72)
     print(f"sri demo finished in {(time.time() - t0) / 60:.1f} min")
@@ -150,17 +277,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if r is None:
             print(f"    {label}: no completed run")
             continue
-        fm = r.info.get("final_metrics", {})
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(fm.items())) or "no final metrics"
-        print(f"    {label}: run {r.id}, checkpoint {r.info.get('checkpoint')}; {shown}")
-        if "fid_skipped" in r.info:
-            print("      (FID skipped: no Inception weights on this machine)")
+        print(f"    {label}: run {r.id} ({started.get(row, 'smoke preset')}), checkpoint {r.info.get('checkpoint')}")
+    print_summary(summary)
     if not args.skip_report:
         listed = sorted(str(p) for p in tables.glob("*")) if tables.is_dir() else []
         print(f"  tables: {tables}/ ({len(listed)} files" + (f", e.g. {listed[0]})" if listed else ")"))
         figs = sorted(str(p) for p in figures.glob("*.png")) if figures.is_dir() else []
         print(f"  figures: {figures}/ ({len(figs)} PNGs)")
-    print(f"  side-by-side samples and slot masks: {fig}")
+    print(f"  samples, slots and reconstructions side by side: {fig}")
+    print(f"  summary: {figures / 'demo_summary.json'}")
     for note in notes:
         print(f"  note: {note}")
     print("=" * 72)

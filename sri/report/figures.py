@@ -253,7 +253,10 @@ class FigureRun:
     def label(self) -> str:
         spec = TABLES.get(self.table)
         name = spec.row_labels.get(self.row, spec.paper_row(self.row)) if spec else self.row
-        return f"{name} (table {self.table}, seed {self.seed})"
+        preset = (getattr(self.run, "config", None) or {}).get("preset", "?")
+        digits = "".join(ch for ch in self.checkpoint.stem if ch.isdigit())
+        step = int(digits) if digits else "?"
+        return f"{name} (table {self.table}, seed {self.seed}, preset {preset}, step {step})"
 
 
 def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:

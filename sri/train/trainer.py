@@ -431,6 +431,26 @@ class Trainer:
                 rng = rng["ranks"][self.rank]
             set_rng_state(rng)
 
+    def _init_from(self, path: Path) -> int:
+        """Start from the weights, GECO states (and optimizer state, if stored) of `path`; its step."""
+        ckpt = load_checkpoint(path, map_location=self.device)  # weights_only: safe
+        model = _unwrap(self.model)
+        if ckpt.get("model_name") != getattr(model, "name", None) or ckpt.get("model_options") != model.options:
+            raise ConfigError(f"init_checkpoint {path} holds model {ckpt.get('model_name')} "
+                              f"{ckpt.get('model_options')}, not this run's {getattr(model, 'name', None)} "
+                              f"{model.options}; use a checkpoint of the same model and options")
+        ref = model.state_dict()
+        model.load_state_dict({k: v.to(ref[k].dtype) for k, v in ckpt["model_state"].items()})
+        if ckpt.get("optimizer_state"):
+            self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        for k, g in self.gecos.items():
+            if k in ckpt.get("gecos", {}):
+                g.load_state_dict(ckpt["gecos"][k])
+        step = int(ckpt.get("step", 0))
+        self._info("initialised_from", {"path": str(path), "step": step})
+        self._say(f"starting from {path} (step {step})")
+        return step
+
     def _check_compatible(self, ckpt: dict[str, Any], path: Path) -> None:
         c = self.config
         theirs = ckpt.get("config", {})
@@ -531,6 +551,8 @@ class Trainer:
             self._written = [str(p) for _, p in list_checkpoints(self.run_dir)]
         else:
             self._archive_previous_run()
+        if start == 0 and c["init_checkpoint"]:
+            start = self._init_from(Path(c["init_checkpoint"]))
         self._info("run_dir", str(self.run_dir))
         self._info("world_size", self.world)
 

@@ -1,0 +1,57 @@
+"""Starting a run from a compact exported checkpoint (`init_checkpoint`, the demo's path)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sri.checkpoint import load_checkpoint, load_model
+from sri.configs import ConfigError, experiment_config
+from sri.demo_checkpoints import export_checkpoint
+from sri.train.trainer import MemoryLogger, list_checkpoints, train
+
+
+def _cfg(run_dir, steps, **kw):
+    cfg = experiment_config(2, "genv2_mog", "blocks", "smoke")
+    cfg.update(run_dir=str(run_dir), steps=steps, final_metrics=[], num_order=0, progress=False, **kw)
+    return cfg
+
+
+def test_export_is_compact_and_loads(tmp_path):
+    train(_cfg(tmp_path / "a", 2))
+    src = list_checkpoints(tmp_path / "a")[-1][1]
+    dst = export_checkpoint(src, tmp_path / "genv2_mog.pt")
+    ck = load_checkpoint(dst)  # weights_only
+    # tensors in fp16; 0-d scalars (IC-SM gate and kernel width) stay fp32
+    assert all(v.dtype == torch.float16 for v in ck["model_state"].values() if v.is_floating_point() and v.dim())
+    moments = [t for s in ck["optimizer_state"]["state"].values() for t in s.values()
+               if torch.is_tensor(t) and t.dim() > 0]
+    assert moments and all(t.dtype == torch.bfloat16 for t in moments)
+    model, _ = load_model(dst)
+    ref, _ = load_model(src)
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), k
+
+
+def test_run_starts_from_init_checkpoint_and_continues_its_step(tmp_path):
+    train(_cfg(tmp_path / "a", 3))
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    log = MemoryLogger()
+    res = train(_cfg(tmp_path / "b", 5, init_checkpoint=str(dst)), logger=log)
+    assert log.info["initialised_from"] == {"path": str(dst), "step": 3}
+    assert res["step"] == 5 and list_checkpoints(tmp_path / "b")[-1][0] == 5
+    # a rerun resumes from the run's own checkpoint, not from the starting file again
+    log2 = MemoryLogger()
+    train(_cfg(tmp_path / "b", 6, init_checkpoint=str(dst)), logger=log2)
+    assert "initialised_from" not in log2.info and log2.info["resumed_from"].endswith("ckpt_00000005.pt")
+
+
+def test_init_checkpoint_of_another_model_is_refused(tmp_path):
+    train(_cfg(tmp_path / "a", 2))
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    cfg = _cfg(tmp_path / "b", 4, init_checkpoint=str(dst))
+    cfg["model_options"]["num_slots"] = 4
+    cfg["num_slots"] = 4
+    with pytest.raises(ConfigError, match="init_checkpoint"):
+        train(cfg)
+    with pytest.raises(ConfigError, match="init_checkpoint must be"):
+        train(_cfg(tmp_path / "c", 4, init_checkpoint=3))
