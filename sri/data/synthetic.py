@@ -261,3 +261,36 @@ def render_blocks(num: int, image_size: int = 64, seed: int = 0, start: int = 0)
 def render_shapes(num: int, image_size: int = 64, seed: int = 0, start: int = 0) -> Scenes:
     """CLEVR-like scattered objects with occlusion."""
     return generate("shapes", num, image_size, seed, start)
+
+
+def render_blocks_variant(num: int, image_size: int = 64, seed: int = 0, variant: str = "plain",
+                          lift: int | None = None) -> Scenes:
+    """`blocks` scenes of the same distribution, altered in one known way (validation sets).
+
+    "plain": unaltered; "float": one block (not the lowest) and everything above it is lifted by
+    `lift` rows (default max(2, size // 16)), so it floats; "missing": the top block is removed.
+    Scenes with one block are kept as they are for "float" and "missing".
+    """
+    if variant not in ("plain", "float", "missing"):
+        raise ValueError(f"variant must be 'plain', 'float' or 'missing', got {variant!r}")
+    S = int(image_size)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
+    p = _blocks_params(rng, int(num), S)
+    n = p["n"]
+    if variant == "float":
+        lift = max(2, S // 16) if lift is None else int(lift)
+        j = np.where(n >= 2, rng.integers(1, np.maximum(n, 2)), 99)  # first lifted block
+        above = np.arange(p["top"].shape[1])[None, :] >= j[:, None]
+        p["top"] = np.where(above, p["top"] - lift, p["top"])
+        p["bottom"] = np.where(above, p["bottom"] - lift, p["bottom"])
+        # keep the lifted blocks inside the image: drop those pushed off the top
+        p["active"] = p["active"] & (p["top"] >= 0)
+        p["n"] = p["active"].sum(1)
+    elif variant == "missing":
+        last = np.where(n >= 2, n - 1, 99)
+        p["active"] = p["active"] & (np.arange(p["top"].shape[1])[None, :] != last[:, None])
+        p["n"] = p["active"].sum(1)
+    out = [_render_blocks_batch({k: (v[lo:lo + _RENDER_BATCH] if isinstance(v, np.ndarray) else v)
+                                 for k, v in p.items()}, S)
+           for lo in range(0, int(num), _RENDER_BATCH)]
+    return Scenes(*(np.concatenate([o[i] for o in out]) for i in range(3)))

@@ -119,6 +119,9 @@ class CurveTrainer(Trainer):
         res = reconstruction_metrics(model, images, masks, self.baseline(),
                                      batch_size=self.config["eval_batch_size"])
         self.eval_times.append(time.perf_counter() - self._t0)
+        extra = f" (ordered {res['ari_fg_ordered']:.3f})" if "ari_fg_ordered" in res else ""
+        print(f"[learn] {self.eval_times[-1] / 60:5.1f} min: ARI-FG {res['ari_fg']:.3f}{extra}, "
+              f"MSE/baseline {res['mse_ratio']:.3f}, KL {res['kl']:.1f}", file=sys.stderr, flush=True)
         return res
 
 
