@@ -1,6 +1,6 @@
 """`python -m sri.demo` (`make demo`): SRI vs GENv2 on synthetic blocks, trained on whatever device is there.
 
-Runs Table 2's rows `sri_mog` and `genv2_mog` on the dataset `blocks` with the `demo` preset (the
+Runs Table 2's rows `sri_g` and `genv2_g` on the dataset `blocks` with the `demo` preset (the
 recipe in `sri.configs.PRESETS["demo"]`, docs/LEARNING.md), logs them to the file store
 `runs/demo/`, and ends with what the models learned: ARI-FG and reconstruction error on held-out
 scenes, S-Acc and visible objects of samples, beside the data's values; then tables, figures and
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-ROWS = (("sri_mog", "SRI-MoG"), ("genv2_mog", "GENv2-MoG"))
+ROWS = (("sri_g", "SRI-G"), ("genv2_g", "GENv2-G"))
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "demo_checkpoints"
 PROVENANCE = "provenance.json"
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="(`make demo-checkpoints`) retrain demo_checkpoints/ from scratch and record provenance")
     p.add_argument("--checkpoint-steps", type=int, default=None,
                    help="training steps per model for --make-checkpoints (default: the recorded recipe's)")
+    p.add_argument("--rows", default=None, help="with --make-checkpoints: only these rows (comma-separated)")
     p.add_argument("--checkpoint-dir", default=str(CHECKPOINTS),
                    help="where --make-checkpoints writes and the demo reads checkpoints")
     return p
@@ -248,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.make_checkpoints:
         from sri.demo_checkpoints import make_checkpoints
 
-        make_checkpoints(Path(args.checkpoint_dir), steps=args.checkpoint_steps, seed=args.seed)
+        make_checkpoints(Path(args.checkpoint_dir), steps=args.checkpoint_steps, seed=args.seed,
+                         rows=args.rows.split(",") if args.rows else None)
         return 0
     store, tables, figures = Path(args.store), Path(args.tables), Path(args.figures)
     t0 = time.time()

@@ -1,21 +1,21 @@
 """`make demo-checkpoints`: retrain the demo's starting checkpoints from scratch, with provenance.
 
-Each of the demo's rows is trained as a normal Sacred run (`experiments/table2_main.py with demo
-row=... steps=N time_limit=0`), then its final checkpoint is exported compactly (weights fp16,
+Each of the demo's rows is trained from scratch by the learning check (`python -m sri.bench learn
+... --preset demo --steps N`, which also records its learning curve), then its final checkpoint is
+exported compactly (weights fp16,
 Adam moments bf16: bf16 keeps fp32's range, so tiny second moments do not underflow to zero)
-into `demo_checkpoints/<row>.pt`, and `demo_checkpoints/provenance.json` records the command,
-commit, steps, wall time, machine and the metrics of each exported model.
+into `demo_checkpoints/<row>.pt` with its curve `<row>_curve.{json,png}`, and
+`demo_checkpoints/provenance.json` records the command, commit, steps, wall time, machine and the
+metrics of each exported model.
 """
 from __future__ import annotations
 
 import json
-import shlex
+import shutil
 import subprocess
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -57,39 +57,48 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     return save_checkpoint(dst, out)
 
 
+def checkpoint_command(row: str, steps: int, seed: int) -> str:
+    """The learning-check command that trains one demo row's starting checkpoint from scratch."""
+    from sri.configs import row_spec
+
+    return (f"python -m sri.bench learn --model {row_spec(2, row)['model']} --table 2 --row {row} "
+            f"--dataset blocks --preset demo --steps {steps} --minutes 0 --seed {seed} --eval-every 1000")
+
+
 def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
-                     store: Path = Path("runs/demo-checkpoints")) -> dict[str, Any]:
-    """Train every demo row from scratch for `steps`, export its checkpoint, write provenance."""
-    from sri.checkpoint import load_model
-    from sri.train.runtime import machine_info
+                     rows: Sequence[str] | None = None,
+                     work: Path = Path("runs/demo-checkpoints")) -> dict[str, Any]:
+    """Train each demo row from scratch for `steps` (a learning check: curve every 1,000 steps),
+    export its final checkpoint and curve into `out_dir`, and record provenance."""
+    from sri.configs import row_spec
+    from sri.train.learn import learn
 
     steps = int(steps or CHECKPOINT_STEPS)
+    rows = list(rows or [r for r, _ in demo.ROWS])
     out_dir.mkdir(parents=True, exist_ok=True)
-    prov: dict[str, Any] = {"made_by": "make demo-checkpoints (python -m sri.demo --make-checkpoints)",
-                            "commit": _commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                            "machine": machine_info(), "steps": steps, "seed": seed, "models": {}}
-    for row, label in demo.ROWS:
-        cmd = demo.run_command(row, store, seed=seed, smoke=False,
-                               extra=[f"steps={steps}", "time_limit=0", "resume=False"])
-        print(f"\n[demo-checkpoints] training {label} from scratch: {shlex.join(cmd[1:])}", flush=True)
-        t0 = time.perf_counter()
-        res = subprocess.run(cmd, env=demo._env())
-        wall = time.perf_counter() - t0
-        if res.returncode != 0:
-            raise SystemExit(f"[demo-checkpoints] the {label} run failed (exit {res.returncode})")
-        run = demo.latest_runs(store)[row]
-        dst = export_checkpoint(run.info["checkpoint"], out_dir / f"{row}.pt")
-        model, ck = load_model(dst)
-        metrics = demo.evaluate_models({row: model.eval()}, eval_num=320, num_samples=256, seed=seed)
-        prov["models"][row] = {"label": label, "file": dst.name, "command": shlex.join(["python", *cmd[1:]]),
-                               "steps": int(ck["step"]), "wall_s": round(wall, 1),
-                               "bytes": dst.stat().st_size, "metrics": metrics["models"][row],
-                               "data_reference": metrics["data"]}
-        (out_dir / demo.PROVENANCE).write_text(json.dumps(prov, indent=1))
-        print(f"[demo-checkpoints] {label}: {dst} ({dst.stat().st_size / 1e6:.1f} MB, {wall / 60:.1f} min)")
-    demo.print_summary({"models": {r: dict(v["metrics"], step=v["steps"]) for r, v in prov["models"].items()},
-                        "data": next(iter(prov["models"].values()))["data_reference"],
-                        "eval_num": 320, "num_samples": 256})
+    prov_path = out_dir / demo.PROVENANCE
+    prov: dict[str, Any] = json.loads(prov_path.read_text()) if prov_path.is_file() else {"models": {}}
+    prov["made_by"] = "make demo-checkpoints (python -m sri.demo --make-checkpoints)"
+    labels = dict(demo.ROWS)
+    for row in rows:
+        model = row_spec(2, row)["model"]
+        cmd = checkpoint_command(row, steps, seed)
+        print(f"\n[demo-checkpoints] training {labels.get(row, row)} from scratch: {cmd}", flush=True)
+        res = learn(model, "blocks", minutes=0, steps=steps, preset="demo", seed=seed, eval_every=1000,
+                    out=work / row, command=cmd, table=2, row=row)
+        dst = export_checkpoint(res["checkpoint"], out_dir / f"{row}.pt")
+        for ext in ("json", "png"):
+            src = work / row / f"curve.{ext}"
+            if src.is_file():
+                shutil.copyfile(src, out_dir / f"{row}_curve.{ext}")
+        prov["models"][row] = {"label": labels.get(row, row), "file": dst.name, "command": cmd,
+                               "commit": _commit(), "date": res["started"], "machine": res["machine"],
+                               "steps": res["steps"], "wall_s": res["train_wall_s"],
+                               "bytes": dst.stat().st_size, "metrics": res["final"],
+                               "data_reference": res["data_reference"], "curve": f"{row}_curve.png"}
+        prov_path.write_text(json.dumps(prov, indent=1))
+        print(f"[demo-checkpoints] {row}: {dst} ({dst.stat().st_size / 1e6:.1f} MB, "
+              f"{res['train_wall_s'] / 60:.1f} min)", flush=True)
     return prov
 
 

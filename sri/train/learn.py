@@ -48,10 +48,11 @@ def _parse_value(text: str) -> Any:
 
 def learning_config(model: str, dataset: str = "blocks", *, preset: str = "demo", seed: int = 0,
                     minutes: float = 10.0, steps: int | None = None, eval_every: int = 250,
-                    run_dir: str | Path | None = None,
-                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The trainer config of a learning check: the model's row under `preset`, from scratch."""
-    table, row = row_for_model(model)
+                    run_dir: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                    table: int | None = None, row: str | None = None) -> dict[str, Any]:
+    """The trainer config of a learning check: the model's row (or `table`/`row`) under `preset`."""
+    if table is None or row is None:
+        table, row = row_for_model(model)
     cfg = experiment_config(table, row, dataset, preset, seed)
     cfg.update(time_limit=int(round(minutes * 60)) if minutes else 0,
                steps=int(steps) if steps else max(int(cfg["steps"]), 10 ** 9 if minutes else 1),
@@ -140,7 +141,8 @@ def _points(logger: MemoryLogger, times: list[float]) -> list[dict[str, float]]:
 def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: int | None = None,
           preset: str = "demo", seed: int = 0, eval_every: int = 250, eval_num: int = DEFAULT_EVAL_NUM,
           num_samples: int = 256, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
-          command: str | None = None, plot: bool = True) -> dict[str, Any]:
+          command: str | None = None, plot: bool = True, table: int | None = None,
+          row: str | None = None) -> dict[str, Any]:
     """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`)."""
     from sri.metrics.learning import data_reference, meets, sample_metrics
     from sri.train.runtime import machine_info
@@ -148,7 +150,8 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
     out = Path(out or f"runs/learn/{model}-{dataset}-{preset}-seed{seed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = learning_config(model, dataset, preset=preset, seed=seed, minutes=minutes, steps=steps,
-                          eval_every=eval_every, run_dir=out / "run", overrides=overrides)
+                          eval_every=eval_every, run_dir=out / "run", overrides=overrides,
+                          table=table, row=row)
     logger = MemoryLogger()
     trainer = CurveTrainer(cfg, logger, eval_num)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -168,7 +171,8 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
                   trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
     reference = data_reference(masks)
     res = {
-        "model": model, "dataset": dataset, "preset": preset, "seed": seed,
+        "model": model, "table": cfg["table"], "row": cfg["row"], "dataset": dataset, "preset": preset,
+        "seed": seed,
         "command": command or f"python -m sri.bench learn --model {model} --dataset {dataset} "
                               f"--minutes {minutes} --preset {preset} --seed {seed}",
         "started": started, "train_wall_s": round(train_s, 1), "steps": step,
@@ -238,6 +242,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps instead (or as well)")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="recipe preset (default demo)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table", type=int, default=None, help="take the recipe of this table's --row "
+                   "(default: Table 2's MoG row of the model)")
+    p.add_argument("--row", default=None, help="row of --table whose recipe to use")
     p.add_argument("--eval-every", type=int, default=250, help="steps between evaluations (default 250)")
     p.add_argument("--eval-num", type=int, default=DEFAULT_EVAL_NUM, help="held-out scenes (default 320)")
     p.add_argument("--num-samples", type=int, default=256, help="samples judged at the end (default 256)")
@@ -261,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = learn(args.model, args.dataset, minutes=args.minutes, steps=args.steps, preset=args.preset,
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
-                    command="python -m sri.bench learn " + shlex.join(argv))
+                    command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row)
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     f = res["final"]
