@@ -180,10 +180,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 6 minutes of training per run on a CPU, whatever its speed (`python -m sri.demo` runs two
     # of them); `steps` is only an upper bound here
     "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 6, "steps": 1_000_000, "batch_size": 16,
-             "lr": 1e-3, "geco_goal": -2.18, "geco_lr": 1e-5,
+             "lr": 5e-4, "geco_goal": -1.6, "geco_lr": 1e-5,
              "model_options": {"pixel_std": 0.1, "normalized": False, "slot_dim": 32},
              "time_limit": 240, "checkpoint_every": 500, "log_every": 50, "eval_every": 0,
-             "data_options": {"num": 5000}, "num_fid": 500, "num_ari": 320, "num_bpd": 256,
+             "data_options": {"num": 5000, "object_scale": 1.6}, "num_fid": 500, "num_ari": 320, "num_bpd": 256,
              "num_sacc": 256, "eval_batch_size": 64, "keep_checkpoints": 2},
 }
 

@@ -91,6 +91,10 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
             src = work / row / f"curve.{ext}"
             if src.is_file():
                 shutil.copyfile(src, out_dir / f"{row}_curve.{ext}")
+        # re-read: another process may have written another row meanwhile
+        prov = json.loads(prov_path.read_text()) if prov_path.is_file() else prov
+        prov.setdefault("models", {})
+        prov["made_by"] = "make demo-checkpoints (python -m sri.demo --make-checkpoints)"
         prov["models"][row] = {"label": labels.get(row, row), "file": dst.name, "command": cmd,
                                "commit": _commit(), "date": res["started"], "machine": res["machine"],
                                "steps": res["steps"], "wall_s": res["train_wall_s"],

@@ -11,7 +11,9 @@ from sri.data.synthetic import generate, render_blocks, render_shapes, split_see
 
 @pytest.fixture(scope="module")
 def blocks():
-    return {S: render_blocks(300, S, seed=7) for S in (32, 64, 96)}
+    out = {(S, 1.0): render_blocks(300, S, seed=7) for S in (32, 64, 96)}
+    out.update({(S, 1.6): generate("blocks", 300, S, seed=7, object_scale=1.6) for S in (32, 64)})
+    return out
 
 
 def test_determinism_and_prefix_property():
@@ -41,9 +43,9 @@ def _floor_row(image: np.ndarray) -> int:
     return int(np.abs(np.diff(col, axis=0)).sum(1).argmax()) + 1
 
 
-@pytest.mark.parametrize("S", [32, 64, 96])
-def test_blocks_are_plausible_stacks(blocks, S):
-    sc = blocks[S]
+@pytest.mark.parametrize("S,scale", [(32, 1.0), (64, 1.0), (96, 1.0), (32, 1.6), (64, 1.6)])
+def test_blocks_are_plausible_stacks(blocks, S, scale):
+    sc = blocks[(S, scale)]
     assert set(np.unique(sc.num_objects)) == {2, 3, 4, 5}
     for img, m, n in zip(sc.images, sc.masks, sc.num_objects):
         assert set(np.unique(m)) == set(range(n + 1))  # labels 0..n, all blocks visible
@@ -119,3 +121,16 @@ def test_build_dataset_on_the_fly_uses_split_seeds():
         split_seed(0, "dev")
     s = build_dataset("shapes", None, "test", num=5)
     assert s[0]["image"].shape == (3, 64, 64)
+
+
+def test_object_scale_enlarges_blocks_only_where_asked():
+    base = generate("blocks", 200, 32, 3)
+    np.testing.assert_array_equal(generate("blocks", 200, 32, 3, object_scale=1.0).images, base.images)
+    big = generate("blocks", 200, 32, 3, object_scale=1.6)
+    assert (big.masks > 0).mean() > 1.8 * (base.masks > 0).mean()
+    np.testing.assert_array_equal(big.num_objects, base.num_objects)
+    ds = build_dataset("blocks", None, "test", num=4, image_size=32, object_scale=1.6)
+    assert torch.equal(ds[0]["mask"], torch.from_numpy(generate("blocks", 4, 32, split_seed(0, "test"),
+                                                                 object_scale=1.6).masks[0]).long())
+    with pytest.raises(ValueError, match="blocks dataset only"):
+        generate("shapes", 4, 32, 0, object_scale=1.6)

@@ -23,7 +23,8 @@ __all__ = ["DataError", "build_dataset", "DATASETS", "REAL", "SYNTHETIC"]
 
 
 def build_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", *,
-                  num: int | None = None, image_size: int | None = None, seed: int = 0, **kw: Any) -> Dataset:
+                  num: int | None = None, image_size: int | None = None, seed: int = 0,
+                  object_scale: float = 1.0, **kw: Any) -> Dataset:
     """The `split` ("train", "val", "test") of dataset `name` as a torch Dataset of item dicts.
 
     `root`: the cache directory (or its parent holding `<name>/`). Synthetic datasets with
@@ -45,8 +46,12 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, split: str =
             raise DataError(f"dataset {name!r} needs root= (a converted cache directory, e.g. data/{name}). "
                             f"Create it with: {make_command_hint(name, os.path.join('data', name))}")
         size = 64 if image_size is None else int(image_size)
-        scenes = generate(name, 1000 if num is None else int(num), size, split_seed(seed, split))
+        scenes = generate(name, 1000 if num is None else int(num), size, split_seed(seed, split),
+                          object_scale=object_scale)
         return ArrayDataset(*scenes)
+    if object_scale != 1.0:
+        raise DataError("object_scale applies to synthetic data generated on the fly (root=None), "
+                        "not to a converted cache")
     path = resolve_cache(name, root)
     ds = CacheDataset(path, split, num)
     if image_size is not None and int(image_size) != ds.image_size:

@@ -78,7 +78,7 @@ def _background(p: dict, S: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- blocks
-def _blocks_params(rng: np.random.Generator, B: int, S: int) -> dict:
+def _blocks_params(rng: np.random.Generator, B: int, S: int, object_scale: float = 1.0) -> dict:
     J = 5
     h0 = np.floor(S * rng.uniform(0.42, 0.62, B)).astype(np.int64)
     ybase = np.clip(np.floor(S * rng.uniform(0.80, 0.93, B)).astype(np.int64), h0, S - 2)
@@ -86,8 +86,8 @@ def _blocks_params(rng: np.random.Generator, B: int, S: int) -> dict:
     shape = rng.integers(0, 2, (B, J))                          # 0 cuboid, 1 cylinder
     sphere_top = rng.random(B) < 0.25
     shape[np.arange(B), n - 1] = np.where(sphere_top, 2, shape[np.arange(B), n - 1])
-    w = np.maximum(3, np.round(S * rng.uniform(0.14, 0.26, (B, J)))).astype(np.int64)
-    h = np.maximum(2, np.round(S * rng.uniform(0.09, 0.17, (B, J)))).astype(np.int64)
+    w = np.maximum(3, np.round(S * object_scale * rng.uniform(0.14, 0.26, (B, J)))).astype(np.int64)
+    h = np.maximum(2, np.round(S * object_scale * rng.uniform(0.09, 0.17, (B, J)))).astype(np.int64)
     h = np.where(shape == 2, np.maximum(2, np.round(w * rng.uniform(0.9, 1.0, (B, J)))), h).astype(np.int64)
     active = np.arange(J)[None, :] < n[:, None]
     total = (h * active).sum(1)
@@ -226,8 +226,13 @@ _PARAMS = {"blocks": _blocks_params, "shapes": _shapes_params}
 _RENDER = {"blocks": _render_blocks_batch, "shapes": _render_shapes_batch}
 
 
-def generate(name: str, num: int, image_size: int = 64, seed: int = 0, start: int = 0) -> Scenes:
-    """Scenes `start .. start+num-1` of the synthetic dataset `name` ("blocks" or "shapes")."""
+def generate(name: str, num: int, image_size: int = 64, seed: int = 0, start: int = 0,
+             object_scale: float = 1.0) -> Scenes:
+    """Scenes `start .. start+num-1` of the synthetic dataset `name` ("blocks" or "shapes").
+
+    `object_scale` (blocks only) multiplies the blocks' widths and heights (towers taller than the
+    room are squeezed as always); 1.0 is the default geometry.
+    """
     if name not in _PARAMS:
         raise ValueError(f"unknown synthetic dataset {name!r}; expected one of {NAMES}")
     S = int(image_size)
@@ -241,7 +246,12 @@ def generate(name: str, num: int, image_size: int = 64, seed: int = 0, start: in
     while i < start + num:
         blk = i // _BLOCK
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), blk]))
-        params = _PARAMS[name](rng, _BLOCK, S)
+        if object_scale != 1.0:
+            if name != "blocks":
+                raise ValueError("object_scale is an option of the blocks dataset only")
+            params = _blocks_params(rng, _BLOCK, S, float(object_scale))
+        else:
+            params = _PARAMS[name](rng, _BLOCK, S)
         a, b = i - blk * _BLOCK, min(start + num - blk * _BLOCK, _BLOCK)
         for lo in range(a, b, _RENDER_BATCH):
             hi = min(lo + _RENDER_BATCH, b)
