@@ -133,27 +133,28 @@ def report(store: Path, tables: Path, figures: Path, preset: str) -> list[str]:
     return notes
 
 
-def held_out(image_size: int, num: int) -> tuple[Any, Any, Any]:
+def held_out(image_size: int, num: int, object_scale: float = 1.0) -> tuple[Any, Any, Any]:
     """`num` test scenes of `blocks` (images, masks) and the mean of 2,000 training images."""
     import torch
 
     from sri.data import build_dataset
     from sri.metrics.learning import mean_image
 
-    te = build_dataset("blocks", None, "test", num=num, image_size=image_size)
-    tr = build_dataset("blocks", None, "train", num=2000, image_size=image_size)
+    te = build_dataset("blocks", None, "test", num=num, image_size=image_size, object_scale=object_scale)
+    tr = build_dataset("blocks", None, "train", num=2000, image_size=image_size, object_scale=object_scale)
     images = torch.stack([te[i]["image"] for i in range(len(te))])
     masks = torch.stack([te[i]["mask"] for i in range(len(te))])
     return images, masks, mean_image(torch.stack([tr[i]["image"] for i in range(len(tr))]))
 
 
-def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, seed: int) -> dict[str, Any]:
+def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, seed: int,
+                    object_scale: float = 1.0) -> dict[str, Any]:
     """Learning metrics of each model on held-out scenes, its samples, and the data's reference."""
     from sri.metrics.learning import data_reference, reconstruction_metrics, sample_metrics
 
     out: dict[str, Any] = {"models": {}}
     for row, model in models.items():
-        images, masks, base = held_out(model.image_size, eval_num)
+        images, masks, base = held_out(model.image_size, eval_num, object_scale)
         res = reconstruction_metrics(model, images, masks, base)
         res.update({f"sample_{k}": v for k, v in sample_metrics(model, num_samples, seed=seed).items()})
         out["models"][row] = res
@@ -183,7 +184,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, seed: int = 0, n: int = 8,
-                recipe: str = "") -> Path:
+                recipe: str = "", object_scale: float = 1.0) -> Path:
     """Per model: samples, their slots coloured by generation order, test scenes and reconstructions."""
     import torch
 
@@ -195,7 +196,7 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
         if row not in models:
             continue
         m = models[row]
-        images, _, _ = held_out(m.image_size, n)
+        images, _, _ = held_out(m.image_size, n, object_scale)
         with torch.no_grad():
             s = m.sample(n, generator=torch.Generator().manual_seed(seed))
             torch.manual_seed(seed)
@@ -240,7 +241,8 @@ def _recipe_line(runs: dict[str, Any]) -> str:
     mo = c.get("model_options", {})
     return (f"preset {c.get('preset')}: blocks {mo.get('image_size')}px, K={mo.get('num_slots')}, "
             f"slot_dim={mo.get('slot_dim')}, {mo.get('likelihood')} sigma={mo.get('pixel_std')}, "
-            f"batch {c.get('batch_size')}, lr {c.get('lr')}, GECO goal {c.get('geco_goal')}")
+            f"batch {c.get('batch_size')}, lr {c.get('lr')}, GECO goal {c.get('geco_goal')}, "
+            f"object_scale {c.get('data_options', {}).get('object_scale', 1.0)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,8 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     preset = "smoke" if args.smoke else "demo"
     notes = [] if args.skip_report else report(store, tables, figures, preset)
     models, steps = load_models(runs)
+    scale = float(next(iter(runs.values())).config.get("data_options", {}).get("object_scale", 1.0)) if runs else 1.0
     summary = evaluate_models(models, eval_num=8 if args.smoke else args.eval_num,
-                              num_samples=8 if args.smoke else args.num_samples, seed=args.seed)
+                              num_samples=8 if args.smoke else args.num_samples, seed=args.seed,
+                              object_scale=scale)
     for row, step in steps.items():
         summary["models"][row]["step"] = step
         summary["models"][row]["started"] = started.get(row, "smoke")
@@ -269,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures.mkdir(parents=True, exist_ok=True)
     (figures / "demo_summary.json").write_text(json.dumps(summary, indent=1))
     fig = demo_figure(models, steps, figures / "demo_sri_vs_genv2.png", seed=args.seed,
-                      recipe=summary["recipe"])
+                      recipe=summary["recipe"], object_scale=scale)
 
     print("\n" + "=" * 72)
     print(f"sri demo finished in {(time.time() - t0) / 60:.1f} min")

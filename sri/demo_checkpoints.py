@@ -22,7 +22,7 @@ import torch
 from sri import demo
 
 # training steps per model of the recorded recipe (docs/LEARNING.md)
-CHECKPOINT_STEPS = 12_000
+CHECKPOINT_STEPS = 15_000
 
 
 def _commit() -> str:
