@@ -10,6 +10,7 @@ benchmarks:
   convert      TFRecord conversion speed in records/s (sri.data.bench)
   loader       DataLoader batches/s from a converted cache (sri.data.bench)
   learn        train a model from scratch, write its learning curve on held-out scenes (sri.train.learn)
+  compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.train.compare)
 """
 
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.train.bench import main as run
     elif name == "learn":
         from sri.train.learn import main as run
+    elif name == "compare":
+        from sri.train.compare import main as run
     elif name in ("convert", "loader"):
         from sri.data.bench import main as run
         rest = [name] + rest

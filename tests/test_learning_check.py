@@ -56,3 +56,25 @@ def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
     final = res["points"][-1]
     assert final["step"] == 2000
     assert final["ari_fg"] > 0.1 and final["mse_ratio"] < 0.75
+
+
+def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
+    from sri.metrics import scene_features as sf
+    from sri.train.compare import compare
+
+    net = sf.train_scene_features(16, steps=5, num_train=200, progress=False)
+    weights = sf.save_scene_features(net, tmp_path / "sf16.pt")
+    monkeypatch.setattr(sf, "default_weights_path", lambda size: weights)
+    res = compare(["sri_g", "genv2_g"], [0, 1], steps=2, preset="smoke", out=tmp_path / "cmp", num=8)
+    assert [(r["row"], r["seed"]) for r in res["runs"]] == [("sri_g", 0), ("sri_g", 1), ("genv2_g", 0), ("genv2_g", 1)]
+    for r in res["runs"]:
+        for key in ("sample_s_acc", "scene_fd", "sample_visible_objects", "ari_fg", "order_consistency"):
+            assert isinstance(r[key], float), key
+    mean, std = res["summary"]["sri_g"]["scene_fd"]
+    fds = [r["scene_fd"] for r in res["runs"] if r["row"] == "sri_g"]
+    assert abs(mean - sum(fds) / 2) < 1e-9 and abs(std - abs(fds[0] - fds[1]) / 2 ** 0.5) < 1e-9
+    assert "| sri_g |" in (tmp_path / "cmp" / "results.md").read_text()
+    # a second call reuses the finished runs instead of training them again
+    mtime = (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime
+    compare(["sri_g"], [0], steps=2, preset="smoke", out=tmp_path / "cmp", num=8)
+    assert (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime == mtime
