@@ -41,8 +41,9 @@ def test_scene_targets_from_masks():
 
 
 @pytest.mark.skipif(not default_weights_path(32).is_file(), reason="scene-feature weights not trained")
-def test_shipped_extractor_separates_floating_and_missing_blocks():
-    res = validate(load_scene_features(32), num=500)
+@pytest.mark.parametrize("scale", [1.0, 1.6])
+def test_shipped_extractor_separates_floating_and_missing_blocks(scale):
+    res = validate(load_scene_features(32), num=500, object_scale=scale)
     assert res["identical"] < 1e-6
     assert res["count_accuracy"] > 0.95
     # the same distribution is close; a floating block or a missing one is clearly farther

@@ -274,7 +274,7 @@ def render_shapes(num: int, image_size: int = 64, seed: int = 0, start: int = 0)
 
 
 def render_blocks_variant(num: int, image_size: int = 64, seed: int = 0, variant: str = "plain",
-                          lift: int | None = None) -> Scenes:
+                          lift: int | None = None, object_scale: float = 1.0) -> Scenes:
     """`blocks` scenes of the same distribution, altered in one known way (validation sets).
 
     "plain": unaltered; "float": one block (not the lowest) and everything above it is lifted by
@@ -285,7 +285,7 @@ def render_blocks_variant(num: int, image_size: int = 64, seed: int = 0, variant
         raise ValueError(f"variant must be 'plain', 'float' or 'missing', got {variant!r}")
     S = int(image_size)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
-    p = _blocks_params(rng, int(num), S)
+    p = _blocks_params(rng, int(num), S, float(object_scale))
     n = p["n"]
     if variant == "float":
         lift = max(2, S // 16) if lift is None else int(lift)

@@ -94,15 +94,23 @@ def _as_input(images: np.ndarray) -> Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
 
 
-def train_scene_features(image_size: int = 32, *, steps: int = 3000, batch_size: int = 64,
-                         num_train: int = 20_000, seed: int = 0, progress: bool = True) -> SceneFeatureNet:
-    """Train the extractor on `num_train` generated `blocks` scenes (seed-specific, train split)."""
+SCALES = (1.0, 1.6)  # the default blocks and the demo's (object_scale)
+
+
+def train_scene_features(image_size: int = 32, *, steps: int = 5000, batch_size: int = 64,
+                         num_train: int = 20_000, seed: int = 0, progress: bool = True,
+                         scales: Sequence[float] = SCALES) -> SceneFeatureNet:
+    """Train the extractor on `num_train` generated `blocks` scenes (seed-specific, train split),
+    split evenly over the object scales `scales`."""
     from sri.data.synthetic import generate, split_seed
 
     torch.manual_seed(seed)
-    sc = generate("blocks", num_train, image_size, split_seed(seed + 1000, "train"))
-    x = _as_input(sc.images)
-    count, blocks = scene_targets(sc.images, sc.masks)
+    parts = [generate("blocks", num_train // len(scales), image_size, split_seed(seed + 1000 + i, "train"),
+                      object_scale=sc) for i, sc in enumerate(scales)]
+    images = np.concatenate([p.images for p in parts])
+    masks = np.concatenate([p.masks for p in parts])
+    x = _as_input(images)
+    count, blocks = scene_targets(images, masks)
     net = SceneFeatureNet(image_size)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -116,7 +124,7 @@ def train_scene_features(image_size: int = 32, *, steps: int = 3000, batch_size:
         opt.step()
         sched.step()
         if progress and (step % 500 == 0 or step == steps - 1):
-            print(f"[scene-features] step {step}: loss {float(loss):.4f} ({time.time() - t0:.0f} s)",
+            print(f"[scene-features] step {step}: loss {float(loss.detach()):.4f} ({time.time() - t0:.0f} s)",
                   file=sys.stderr, flush=True)
     return net.eval()
 
@@ -157,19 +165,19 @@ def scene_frechet_distance(net: SceneFeatureNet, images_a: Tensor, images_b: Ten
     return float(frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
 
 
-def validate(net: SceneFeatureNet, num: int = 1000, seed: int = 123) -> dict[str, float]:
+def validate(net: SceneFeatureNet, num: int = 1000, seed: int = 123, object_scale: float = 1.0) -> dict[str, float]:
     """Distances from `num` real test scenes to: themselves, another real set, the same scenes with a
     floating block, and with the top block missing; plus the count accuracy on real scenes."""
     from sri.data.synthetic import generate, render_blocks_variant, split_seed
 
     S = net.image_size
-    real = generate("blocks", num, S, split_seed(seed, "test"))
-    other = render_blocks_variant(num, S, seed + 1, "plain")
-    plain = render_blocks_variant(num, S, seed, "plain")
+    real = generate("blocks", num, S, split_seed(seed, "test"), object_scale=object_scale)
+    other = render_blocks_variant(num, S, seed + 1, "plain", object_scale=object_scale)
+    plain = render_blocks_variant(num, S, seed, "plain", object_scale=object_scale)
     res = {"identical": scene_frechet_distance(net, _as_input(real.images), _as_input(real.images)),
            "independent_real": scene_frechet_distance(net, _as_input(plain.images), _as_input(other.images))}
     for variant in ("float", "missing"):
-        alt = render_blocks_variant(num, S, seed, variant)
+        alt = render_blocks_variant(num, S, seed, variant, object_scale=object_scale)
         res[variant] = scene_frechet_distance(net, _as_input(other.images), _as_input(alt.images))
     with torch.no_grad():
         logits, _ = net(_as_input(real.images))
@@ -183,13 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sri.metrics.scene_features", description=__doc__.split("\n")[0])
     p.add_argument("command", choices=("train", "validate"))
     p.add_argument("--size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--out", default=None, help="weights file (default: in the package)")
     args = p.parse_args(argv)
     if args.command == "train":
         t0 = time.time()
         net = train_scene_features(args.size, steps=args.steps)
-        val = validate(net)
+        val = {f"object_scale={sc}": validate(net, object_scale=sc) for sc in SCALES}
         path = save_scene_features(net, args.out or default_weights_path(args.size),
                                    {"steps": args.steps, "train_s": round(time.time() - t0, 1),
                                     "validation": val, "command": "python -m sri.metrics.scene_features "
@@ -197,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"saved {path}")
     else:
         net = load_scene_features(args.size, args.out)
-        val = validate(net)
+        val = {f"object_scale={sc}": validate(net, object_scale=sc) for sc in SCALES}
     print(json.dumps(val, indent=1))
     return 0
 
