@@ -29,7 +29,7 @@ from sri.tracking.observers import (SacredRunLogger, attach_observers, configure
 # Config scope shared by all tables (Sacred reads this function's body; no docstring, or it
 # would become a config entry).
 def table_config(table):
-    preset = "paper"  # paper | smoke (tiny CPU run) | demo (~6 min CPU run on synthetic blocks)
+    preset = "paper"  # paper | smoke (tiny CPU run) | demo (the CPU demo recipe on synthetic blocks)
     row = C.default_row(table)  # a row of this table (see the named configs)
     dataset = C.default_dataset(table, preset)  # clevr6 | objects_room | shapestacks | blocks | shapes
     seed = 0
@@ -77,6 +77,7 @@ def table_config(table):
     sample_every = _c["sample_every"]
     progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
     time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)
+    init_checkpoint = _c["init_checkpoint"]  # start a fresh run from these weights (the demo's demo_checkpoints/)
     del _c
 
 

@@ -26,9 +26,13 @@ CHECKPOINT_STEPS = 15_000
 
 
 def _commit() -> str:
+    """HEAD, with "+dirty" when tracked files differ from it."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=demo.REPO, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=demo.REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=demo.REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -80,6 +84,7 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
     prov: dict[str, Any] = json.loads(prov_path.read_text()) if prov_path.is_file() else {"models": {}}
     prov["made_by"] = "make demo-checkpoints (python -m sri.demo --make-checkpoints)"
     labels = dict(demo.ROWS)
+    commit = _commit()  # the code the runs start from
     for row in rows:
         model = row_spec(2, row)["model"]
         cmd = checkpoint_command(row, steps, seed)
@@ -96,7 +101,7 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
         prov.setdefault("models", {})
         prov["made_by"] = "make demo-checkpoints (python -m sri.demo --make-checkpoints)"
         prov["models"][row] = {"label": labels.get(row, row), "file": dst.name, "command": cmd,
-                               "commit": _commit(), "date": res["started"], "machine": res["machine"],
+                               "commit": commit, "date": res["started"], "machine": res["machine"],
                                "steps": res["steps"], "wall_s": res["train_wall_s"],
                                "bytes": dst.stat().st_size, "metrics": res["final"],
                                "data_reference": res["data_reference"], "curve": f"{row}_curve.png"}

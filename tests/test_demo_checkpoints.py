@@ -55,3 +55,20 @@ def test_init_checkpoint_of_another_model_is_refused(tmp_path):
         train(cfg)
     with pytest.raises(ConfigError, match="init_checkpoint must be"):
         train(_cfg(tmp_path / "c", 4, init_checkpoint=3))
+
+
+def test_every_trainer_option_is_a_sacred_config_entry():
+    """Regression: init_checkpoint was missing from the table scripts' config scope, so
+    `with init_checkpoint=...` (what the demo passes) failed with ConfigAddedError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sri.configs import TRAIN_DEFAULTS
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "experiments" / "table2_main.py"), "print_config",
+                          "with", "smoke", "init_checkpoint=x.pt"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for key in TRAIN_DEFAULTS:
+        assert f"{key} =" in res.stdout or f"{key}:" in res.stdout, key
