@@ -208,7 +208,7 @@ def plot_curve(res: dict[str, Any], path: str | Path) -> Path:
     ax[1].axhline(0.25, color="grey", ls=":", label="demo bar 0.25")
     ax[1].set(title="recon MSE / mean-image MSE", xlabel="step")
     ax[1].legend(fontsize=7)
-    ax[2].plot(steps, [p.get("kl") for p in pts], "o-")
+    ax[2].semilogy(steps, [p.get("kl") for p in pts], "o-")
     ax[2].set(title="KL (nats / image)", xlabel="step")
     for name, values in res.get("train", {}).items():
         if name.startswith("beta_"):
