@@ -128,14 +128,20 @@ def test_old_format_checkpoint_needs_explicit_trust(tmp_path):
 
 
 # -- item 3 -------------------------------------------------------------------------------------
-def test_second_process_in_the_same_run_folder_is_refused(tmp_path):
-    run_dir = tmp_path / "ck"
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    """Another process that holds the run folder's lock (returns once it has it)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from sri.checkpoint import RunDirLock; "
          "RunDirLock(sys.argv[1]).acquire(); print('LOCKED', flush=True); time.sleep(120)", str(run_dir)],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert holder.stdout.readline().strip() == "LOCKED"
+    return holder
+
+
+def test_second_process_in_the_same_run_folder_is_refused(tmp_path):
+    run_dir = tmp_path / "ck"
+    holder = _hold_lock(run_dir)
     try:
-        assert holder.stdout.readline().strip() == "LOCKED"
         with pytest.raises(RunDirLocked, match=f"pid {holder.pid}"):
             _fit(run_dir, steps=2)
         assert not list_checkpoints(run_dir)  # nothing written by the refused run
@@ -202,12 +208,8 @@ def test_table_script_refuses_a_busy_run_folder_in_one_line(tmp_path):
     from test_experiments_support import run_script
 
     run_dir = tmp_path / "ck"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sri.checkpoint import RunDirLock; "
-         "RunDirLock(sys.argv[1]).acquire(); print('LOCKED', flush=True); time.sleep(120)", str(run_dir)],
-        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    holder = _hold_lock(run_dir)
     try:
-        assert holder.stdout.readline().strip() == "LOCKED"
         store = tmp_path / "runs"
         res = run_script("table3_ablation.py", ["with", "smoke", f"run_dir={run_dir}", "-F", str(store)],
                          cwd=tmp_path, timeout=120)
