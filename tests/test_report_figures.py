@@ -93,3 +93,14 @@ def test_order_consistency_from_checkpoint(store, tmp_path):
     results = collect_results(runs, order="auto", order_samples=8, cache=None)
     assert results[(2, "sri_g", "blocks", "order_consistency")].n == 2
     assert results[(2, "genv2_g", "blocks", "order_consistency")].n == 1
+
+
+def test_figure_labels_state_preset_and_step(tmp_path):
+    from types import SimpleNamespace
+
+    from sri.report.figures import FigureRun
+
+    fr = FigureRun(table=2, row="sri_g", dataset="blocks", seed=1,
+                   run=SimpleNamespace(config={"preset": "demo"}), checkpoint=tmp_path / "ckpt_00017521.pt")
+    assert fr.preset == "demo" and fr.step == 17521
+    assert fr.label.endswith("(table 2, seed 1, preset demo, step 17521)")

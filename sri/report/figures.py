@@ -253,10 +253,16 @@ class FigureRun:
     def label(self) -> str:
         spec = TABLES.get(self.table)
         name = spec.row_labels.get(self.row, spec.paper_row(self.row)) if spec else self.row
-        preset = (getattr(self.run, "config", None) or {}).get("preset", "?")
+        return f"{name} (table {self.table}, seed {self.seed}, preset {self.preset}, step {self.step})"
+
+    @property
+    def preset(self) -> str:
+        return str((getattr(self.run, "config", None) or {}).get("preset", "?"))
+
+    @property
+    def step(self) -> int | str:
         digits = "".join(ch for ch in self.checkpoint.stem if ch.isdigit())
-        step = int(digits) if digits else "?"
-        return f"{name} (table {self.table}, seed {self.seed}, preset {preset}, step {step})"
+        return int(digits) if digits else "?"
 
 
 def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
@@ -383,7 +389,8 @@ def make_figures(store: str | os.PathLike | None = None, out_dir: str | os.PathL
                 for f in sorted(per_row[key], key=lambda f: str(f.seed)):
                     m = models.get(f)
                     if m is not None and hasattr(m, "sample"):
-                        entries.append((f"seed {f.seed}", m, f.run.final("fid")))
+                        entries.append((f"seed {f.seed}, preset {f.preset}, step {f.step}", m,
+                                        f.run.final("fid")))
                 if entries:
                     label = TABLES[key[0]].paper_row(key[1]) if key[0] in TABLES else key[1]
                     written.append(figure6(entries, out / f"figure6_{dataset}.png", seed=seed,
