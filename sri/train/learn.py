@@ -77,7 +77,7 @@ def learning_config(model: str, dataset: str = "blocks", *, preset: str = "demo"
 class CurveTrainer(Trainer):
     """A Trainer whose periodic evaluation is `reconstruction_metrics` on fixed held-out scenes."""
 
-    def __init__(self, config: dict[str, Any], logger: MemoryLogger, eval_num: int) -> None:
+    def __init__(self, config: dict[str, Any], logger: MemoryLogger | None, eval_num: int) -> None:
         super().__init__(config, logger)
         self.eval_num = int(eval_num)
         self.eval_times: list[float] = []
