@@ -157,8 +157,11 @@ def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, 
     from sri.metrics.learning import data_reference, reconstruction_metrics, sample_metrics
 
     out: dict[str, Any] = {"models": {}}
+    scenes: dict[int, tuple[Any, Any, Any]] = {}  # one held-out set per image size, built once
     for row, model in models.items():
-        images, masks, base = held_out(model.image_size, eval_num, object_scale)
+        if model.image_size not in scenes:
+            scenes[model.image_size] = held_out(model.image_size, eval_num, object_scale)
+        images, masks, base = scenes[model.image_size]
         res = reconstruction_metrics(model, images, masks, base)
         res.update({f"sample_{k}": v for k, v in sample_metrics(model, num_samples, seed=seed).items()})
         out["models"][row] = res
@@ -192,6 +195,7 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
     """Per model: samples, their slots coloured by generation order, test scenes and reconstructions."""
     import torch
 
+    from sri.data import build_dataset
     from sri.report.figures import _plt, _save, add_slot_legend, colour_masks, montage, to_hwc
 
     plt = _plt()
@@ -200,7 +204,8 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
         if row not in models:
             continue
         m = models[row]
-        images, _, _ = held_out(m.image_size, n, object_scale)
+        te = build_dataset("blocks", None, "test", num=n, image_size=m.image_size, object_scale=object_scale)
+        images = torch.stack([te[i]["image"] for i in range(len(te))])  # no training mean needed here
         with torch.no_grad():
             s = m.sample(n, generator=torch.Generator().manual_seed(seed))
             torch.manual_seed(seed)
