@@ -445,7 +445,10 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
             if k in ckpt.get("gecos", {}):
-                g.load_state_dict(ckpt["gecos"][k])
+                # only the state: goal, step size and the rest come from this run's config, so
+                # that a run can continue a checkpoint with another GECO goal
+                g.load_state_dict({key: ckpt["gecos"][k][key] for key in ("beta", "err_ema")
+                                   if key in ckpt["gecos"][k]})
         step = int(ckpt.get("step", 0))
         self._info("initialised_from", {"path": str(path), "step": step})
         self._say(f"starting from {path} (step {step})")
