@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, TABLES
+from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, ORDERED_POSTERIOR, TABLES
 
 # Preferred SRI runs for Figures 12, 13 and 15 (the paper uses SRI-MoG), best first.
 SRI_PREFERENCE = ((2, "sri_mog"), (4, "sri"), (1, "sri"), (2, "sri_g"), (3, "d"))
@@ -317,7 +317,7 @@ def _pick_sri(frs: Sequence[FigureRun], models: _Models, need: str = "sample") -
                                         if (f.table, f.row) in SRI_PREFERENCE else len(SRI_PREFERENCE),
                                         f.table, f.row, str(f.seed)))
     for f in ranked:
-        if str(f.run.config.get("model", "")) != "sri":
+        if str(f.run.config.get("model", "")) not in ORDERED_POSTERIOR:
             continue
         m = models.get(f)
         if m is not None and hasattr(m, need):

@@ -30,8 +30,9 @@ CASES = {
 GRAD_PARAMS = 4  # gradients of the first, last and two middle parameters (by state-dict order)
 
 
-def run_case(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Loss terms, a few gradients, ELBO terms and samples under fixed seeds."""
+def run_case(model: torch.nn.Module, x: torch.Tensor,
+             grad_names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Loss terms, gradients (of `grad_names`, else of four parameters), ELBO terms and samples."""
     out: dict[str, torch.Tensor] = {}
     torch.manual_seed(1)
     res = model(x)
@@ -41,10 +42,12 @@ def run_case(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]
     out["masks"] = res.masks.detach().clone()
     out["order"] = res.order.clone()
     sum(v.sum() for v in res.terms.values()).backward()
-    named = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
-    idx = sorted({0, len(named) // 3, 2 * len(named) // 3, len(named) - 1})
-    for i in idx:
-        out[f"grad.{named[i][0]}"] = named[i][1].grad.detach().clone()
+    params = dict(model.named_parameters())
+    if grad_names is None:
+        named = [n for n, p in params.items() if p.grad is not None]
+        grad_names = [named[i] for i in sorted({0, len(named) // 3, 2 * len(named) // 3, len(named) - 1})]
+    for n in grad_names:
+        out[f"grad.{n}"] = params[n].grad.detach().clone()
     torch.manual_seed(2)
     for k, v in model.elbo_terms(x).items():
         out[f"elbo.{k}"] = v.clone()
