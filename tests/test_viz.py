@@ -72,3 +72,27 @@ def test_trainer_grid_and_report_figure_colour_each_slot_the_same(tmp_path):
     # slot i fills i+1 mask tiles of the figure (plus a small legend patch): in the trainer's colour
     for slot, count in counts.items():
         assert abs(count / counts[0] - (slot + 1)) < 0.2, counts
+
+
+def test_the_core_never_imports_the_report_or_sacred():
+    """sri.report may use the core's palette; the core (model, training, metrics, viz) never the reverse."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "sri"
+    core = [root / "viz.py", root / "evaluate.py", root / "checkpoint.py", root / "objectives.py",
+            root / "matching.py"]
+    for pkg in ("data", "models", "train", "metrics"):
+        core += sorted((root / pkg).rglob("*.py"))
+    bad = []
+    for path in core:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            bad += [f"{path.relative_to(root)}: {n}" for n in names
+                    if n.split(".")[0] in ("sacred", "pymongo") or n.startswith("sri.report")]
+    assert len(core) > 20 and not bad
