@@ -143,6 +143,8 @@ def test_shim_in_fresh_interpreter_without_torchvision():
         "    build_feature_extractor('clip-vit-b-32')\n"
         "except KeyError as e:\n"
         "    assert 'torchvision' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('shim built clip-vit-b-32 without torchvision')\n"
         "print('ok')\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
