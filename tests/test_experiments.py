@@ -149,12 +149,35 @@ def test_paper_hyperparameters():
     (["with", "smoke", "stpes=3"], "unknown config option(s) ['stpes']"),
     (["with", "smoke", "num_slots=0"], "K must be an integer >= 1"),
     (["with", "smoke", "image_size=40"], "multiple of 16"),
+    (["with", "smoke", "inception_weights=/nowhere/w.pth"], "Inception weights for FID not found at /nowhere/w.pth"),
 ])
 def test_bad_input_fails_before_the_run(tmp_path, args, message):
     res = run_script("table3_ablation.py", [*args, "-F", str(tmp_path / "runs")], cwd=tmp_path, timeout=120)
     assert res.returncode != 0
     assert message in res.stderr
     assert not (tmp_path / "runs" / "1").exists()  # no run was started
+
+
+@pytest.mark.slow
+def test_inception_weights_key_is_used_for_fid(tmp_path):
+    """The key the missing-weights message names is accepted and used by the table scripts (~25 s:
+    Inception at 299x299 on CPU; the fast check that a wrong path fails early is above)."""
+    from sri.metrics.fid import WEIGHTS_ENV
+
+    from tiny_fid import write_fake_inception_weights
+
+    weights = tmp_path / "inception.pth"
+    write_fake_inception_weights(weights, tmp_path)
+    store = tmp_path / "runs"
+    env = {WEIGHTS_ENV: "", "TORCH_HOME": str(tmp_path / "torch")}  # only the key can supply them
+    res = run_script("table2_main.py", ["with", "smoke", "steps=1", "final_metrics=['fid']", "num_order=0",
+                                        "num_fid=4", f"inception_weights={weights}", f"run_dir={tmp_path / 'ck'}",
+                                        "-F", str(store)], cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-4000:]
+    run = read_file_run(store)
+    assert run["config"]["inception_weights"] == str(weights)
+    assert math.isfinite(run["metrics"]["fid"]["values"][-1])
+    assert "fid_skipped" not in run["info"] and "metrics_skipped" not in run["info"]
 
 
 def test_baseline_rows_say_not_implemented(tmp_path):
