@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sri.models.registry import IMPLEMENTED, model_spec
+
 
 class ConfigError(ValueError):
     """A bad experiment configuration (unknown row/dataset/option or an invalid value)."""
@@ -29,8 +31,8 @@ DATASETS: dict[str, dict[str, Any]] = {
 REAL_DATASETS = ("clevr6", "objects_room", "shapestacks")
 SYNTHETIC_DATASETS = ("blocks", "shapes")
 
-# Models that `sri.models.build_model` implements today; the others are paper baselines.
-IMPLEMENTED_MODELS = ("sri", "genv2")
+# Models that `sri.models.build_model` implements today (the registry is the one source).
+IMPLEMENTED_MODELS = IMPLEMENTED
 
 # ---------------------------------------------------------------------------------------------
 # Likelihood families (appendix A.4.2, DESIGN.md section 2).
@@ -142,7 +144,8 @@ TABLES: dict[int, dict[str, Any]] = {
 # Architecture constants shared by every model (appendix A.4.1).
 ARCH = {"slot_dim": 64, "scene_dim": 128, "relation_layers": 3, "matching": "greedy",
         "shared_decoder": False}
-SRI_FLAGS = {"scene_variable": True, "order_alignment": True, "cross_order_kl": True}
+# Switches a row may flip (Tables 3 and 4); a run records each model's default explicitly.
+MODEL_SWITCHES = ("scene_variable", "order_alignment", "cross_order_kl")
 
 # Everything the trainer understands, with the defaults used when a key is absent.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -271,9 +274,10 @@ def model_options_for(model: str, family_opts: dict[str, Any], row_options: dict
                             "likelihood": family_opts["likelihood"],
                             "normalized": family_opts["normalized"],
                             "pixel_std": family_opts["pixel_std"]}
-    if model in ("sri", "sri_sa", "sri_emorl"):
-        opts.update(scene_dim=ARCH["scene_dim"], relation_layers=ARCH["relation_layers"],
-                    matching=ARCH["matching"], shared_decoder=ARCH["shared_decoder"], **SRI_FLAGS)
+    # the shared architecture constants and SRI's switches, for the models that take them
+    takes = model_spec(model).defaults
+    opts.update({k: v for k, v in ARCH.items() if k in takes and k not in opts})
+    opts.update({k: takes[k] for k in MODEL_SWITCHES if k in takes})
     opts.update(row_options)
     return opts
 
@@ -301,7 +305,7 @@ def experiment_config(table: int, row: str | None = None, dataset: str | None = 
     # the table's metrics plus the (cheap) bound in bpd for every run; S-Acc where blocks are stacked
     metrics = list(dict.fromkeys([*spec["metrics"], "nelbo_bpd", "sri_loss_bpd"]))
     metrics = [m for m in metrics if m != "s_acc" or dataset in ("shapestacks", "blocks")]
-    if rs["model"] not in ("sri", "sri_sa", "sri_emorl"):
+    if "sri" not in model_spec(rs["model"]).loss_groups:  # L_SRI exists only with its loss group
         metrics = [m for m in metrics if m != "sri_loss_bpd"]
     cfg["final_metrics"] = metrics
     cfg.update(copy.deepcopy({k: v for k, v in PRESETS[preset].items()

@@ -197,7 +197,8 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
     import torch
 
     from sri.data import build_dataset
-    from sri.report.figures import _plt, _save, add_slot_legend, colour_masks, montage, to_hwc
+    from sri.report.figures import _plt, _save, add_slot_legend, montage
+    from sri.viz import colour_masks, to_hwc
 
     plt = _plt()
     panels, k_max = [], 1

@@ -6,12 +6,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sri.models.registry import REGISTRY
+
 PAPER_RESULTS = Path(__file__).resolve().parents[2] / "tables" / "paper_results.csv"
 PAPER_DATASETS = ("clevr6", "objects_room", "shapestacks")
 DATASET_LABELS = {"clevr6": "CLEVR6", "objects_room": "Objects Room", "shapestacks": "ShapeStacks",
                   "blocks": "Blocks (synthetic)", "shapes": "Shapes (synthetic)"}
-# Models whose prior is not autoregressive (no generation order to score).
-NON_AUTOREGRESSIVE = frozenset({"emorl"})
+# Models whose prior is not autoregressive (no generation order to score), and SRI-like models
+# (an order-aligned posterior: imagine, ordered slots); both from the model registry.
+NON_AUTOREGRESSIVE = frozenset(n for n, s in REGISTRY.items() if not s.autoregressive)
+ORDERED_POSTERIOR = frozenset(n for n, s in REGISTRY.items() if s.ordered_posterior)
 
 
 @dataclass(frozen=True)
