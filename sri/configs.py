@@ -101,7 +101,8 @@ TABLES: dict[int, dict[str, Any]] = {
         "rows": {
             "emorl": {"label": "EMORL", "model": "emorl", "family": "EMORL", "base": "emorl",
                       "geco_lr": 1e-6, "options": {"refinement_steps": 2}},
-            "gen": {"label": "GEN", "model": "gen", "family": "G", "base": "genv2", "geco_lr": 1e-5},
+            # GENESIS: mixture likelihood over slots with sigma 0.7 (DESIGN.md section 7), GECO as GENv2's
+            "gen": {"label": "GEN", "model": "gen", "family": "MoG", "base": "genv2", "geco_lr": 1e-5},
             "genv2_g": {"label": "GENv2-G", "model": "genv2", "family": "G", "base": "genv2",
                         "geco_lr": 1e-5},
             "sri_g": dict(_SRI_G),
