@@ -38,3 +38,16 @@ def test_step_flops_scales_with_the_batch():
     f2 = step_flops(m, torch.rand(2, 3, 16, 16), opt, g)
     f4 = step_flops(m, torch.rand(4, 3, 16, 16), opt, g)
     assert f2 > 0 and f4 == pytest.approx(2 * f2, rel=0.05)
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """Slow (~1-2 min): scripts/gpu_check.sh --cpu-dry-run goes through every step and writes its table."""
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--cpu-dry-run", "--json-out",
+                          str(tmp_path / "gc.json")], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rows = json.loads((tmp_path / "gc.json").read_text())["rows"]
+    names = [r["step"] for r in rows]
+    assert names[0] == "install" and "train-step sri bf16" in names and "data pipeline" in names
+    assert all(r["ok"] for r in rows)
+    assert "step" in res.stdout and "status" in res.stdout  # the table

@@ -25,7 +25,7 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
                      num_slots: int = 9, batch_size: int = 32, steps: int = 5, warmup: int = 1,
                      device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
                      channels_last: bool = False, seed: int = 0,
-                     tune_allocator: bool = True) -> dict[str, float]:
+                     tune_allocator: bool = True, compile: bool = False) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
     import torch
 
@@ -45,6 +45,8 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
         net = net.to(memory_format=torch.channels_last)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    if compile:  # the trainer's `compile` option; the warm-up steps absorb the compilation
+        net = torch.compile(net)
     gecos = make_gecos(net, goal_per_element=0.5655 if likelihood == "mog" else -0.353)
     x = torch.rand(batch_size, 3, image_size, image_size, device=dev)
     dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype]
@@ -111,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                         "unless set in the environment)")
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="keep glibc malloc defaults (see tune_cpu_allocator)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (as the trainer's "
+                   "compile=True); use --warmup 3 or more so that compilation is not timed")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: timings, peak memory, FLOPs per step, GFLOP/s, the "
                         "machine and the options (comparable across machines)")
     a = p.parse_args(argv)
     r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
                          a.warmup, a.device, a.threads, a.amp, a.channels_last,
-                         tune_allocator=not a.no_tune_allocator)
+                         tune_allocator=not a.no_tune_allocator, compile=a.compile)
     if a.json:
         from sri.train.runtime import machine_info
 
