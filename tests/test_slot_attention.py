@@ -15,8 +15,9 @@ from sri.models.slot_attention import SlotAttention, SlotAttentionSegregation
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _reference_step(sa: SlotAttention, inputs: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Slot Attention iteration written out pixel by pixel (softmax over slots, then a weighted mean)."""
+def _reference_step(sa: SlotAttention, inputs: torch.Tensor,
+                    slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Slot Attention iteration pixel by pixel (softmax over slots, then a weighted mean)."""
     B, N, _ = inputs.shape
     K, D = slots.shape[1:]
     x = sa.norm_inputs(inputs)
@@ -59,7 +60,7 @@ def test_attention_softmax_over_slots_then_weighted_mean_over_pixels():
 
 
 def test_the_order_of_normalisation_matters():
-    """The weights are not a softmax over pixels: a pixel that no slot wins counts less for every slot."""
+    """The weights are not a softmax over pixels (a pixel no slot wins counts less for every slot)."""
     torch.manual_seed(1)
     sa = SlotAttention(input_dim=4, slot_dim=8, iterations=1)
     inputs, slots = torch.randn(1, 12, 4), torch.randn(1, 3, 8)

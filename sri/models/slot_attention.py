@@ -1,4 +1,4 @@
-"""Slot Attention (Locatello et al. 2020) as a segregation module, with SRI-SA*'s per-slot initialisation.
+"""Slot Attention (Locatello et al. 2020) as a segregation module, with SRI-SA*'s per-slot init.
 
 Facts from the Slot Attention paper: a CNN encoder (Conv 5x5, 64 channels, ReLU), a soft position
 embedding (a linear map of the 4-d grid [x, y, 1-x, 1-y] added to the features), LayerNorm and an
@@ -27,14 +27,14 @@ _EPS = 1e-8  # added to the attention before the weighted mean (Slot Attention's
 
 
 def position_grid(size: int) -> Tensor:
-    """[1, size, size, 4] grid [x, y, 1 - x, 1 - y] with x, y in [0, 1] (the soft position embedding's input)."""
+    """[1, size, size, 4] grid [x, y, 1 - x, 1 - y], x and y in [0, 1]: the position embedding's input."""
     lin = torch.linspace(0.0, 1.0, size)
     gy, gx = torch.meshgrid(lin, lin, indexing="ij")
     return torch.stack((gx, gy, 1 - gx, 1 - gy), dim=-1).unsqueeze(0)
 
 
 class SlotAttentionEncoder(nn.Module):
-    """4 x (Conv 5x5, ReLU), soft position embedding, then LayerNorm + MLP per pixel: `[B, 3, H, W] -> [B, HW, C]`."""
+    """4 x (Conv 5x5, ReLU), soft position embedding, LayerNorm + MLP per pixel: `[B, 3, H, W] -> [B, HW, C]`."""
 
     def __init__(self, image_size: int, channels: int = 64) -> None:
         super().__init__()
@@ -59,7 +59,8 @@ class SlotAttentionEncoder(nn.Module):
 class SlotAttention(nn.Module):
     """Iterative slot attention: softmax over slots, weighted mean over pixels, GRU, residual MLP."""
 
-    def __init__(self, input_dim: int, slot_dim: int, iterations: int = 3, hidden: int | None = None) -> None:
+    def __init__(self, input_dim: int, slot_dim: int, iterations: int = 3,
+                 hidden: int | None = None) -> None:
         super().__init__()
         self.iterations = iterations
         self.slot_dim = slot_dim
@@ -71,10 +72,11 @@ class SlotAttention(nn.Module):
         self.to_v = nn.Linear(input_dim, slot_dim, bias=False)
         self.gru = nn.GRUCell(slot_dim, slot_dim)
         hidden = 2 * slot_dim if hidden is None else hidden  # 128 for 64-d slots, as the paper
-        self.mlp = nn.Sequential(nn.Linear(slot_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, slot_dim))
+        self.mlp = nn.Sequential(nn.Linear(slot_dim, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, slot_dim))
 
     def attention(self, k: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """(log attention `[B, N, K]`, log-softmax over the slots K) and the pixel weights `[B, N, K]` (sum 1 over N)."""
+        """Log attention `[B, N, K]` (log-softmax over the K slots), and it renormalised over the N pixels."""
         q = self.to_q(self.norm_slots(slots))
         logits = torch.einsum("bnd,bkd->bnk", k, q) / math.sqrt(self.slot_dim)
         log_attn = torch.log_softmax(logits, dim=-1)  # slots compete for each pixel
@@ -82,7 +84,7 @@ class SlotAttention(nn.Module):
         return log_attn, attn / attn.sum(dim=1, keepdim=True)
 
     def step(self, k: Tensor, v: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """One iteration on projected inputs: (new slots `[B, K, D]`, log attention over slots `[B, N, K]`)."""
+        """One iteration on projected inputs: (new slots `[B, K, D]`, log attention `[B, N, K]`)."""
         log_attn, weights = self.attention(k, slots)
         updates = torch.einsum("bnk,bnd->bkd", weights, v)
         B, K, D = slots.shape
@@ -90,7 +92,7 @@ class SlotAttention(nn.Module):
         return slots + self.mlp(self.norm_mlp(slots)), log_attn
 
     def forward(self, inputs: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """Refine `slots [B, K, D]` on `inputs [B, N, C]` for T iterations; returns (slots, last log attention)."""
+        """Refine `slots [B, K, D]` on `inputs [B, N, C]` T times; returns (slots, last log attention)."""
         inputs = self.norm_inputs(inputs)
         k, v = self.to_k(inputs), self.to_v(inputs)
         log_attn = inputs.new_zeros(0)
@@ -121,14 +123,14 @@ class SlotAttentionSegregation(nn.Module):
         self.decoder = BroadcastDecoder(image_size, slot_dim)
 
     def initial_slots(self, batch_size: int, noise: Tensor | None = None) -> Tensor:
-        """Slot k's start mu_k + sigma_k * eps_k `[B, K, D]`; eps from the global RNG unless `noise` is given."""
+        """Slot k's start mu_k + sigma_k * eps_k `[B, K, D]`; eps from the global RNG unless given."""
         if noise is None:
             noise = torch.randn(batch_size, self.num_slots, self.slot_dim, device=self.init_mu.device,
                                 dtype=self.init_mu.dtype)
         return self.init_mu + self.init_log_sigma.exp() * noise
 
     def encode(self, x: Tensor, init_noise: Tensor | None = None) -> Segregation:
-        """Slots from learned per-slot starts, T attention iterations, then posterior N(mu, std) and a sample."""
+        """Slots from the learned per-slot starts, T attention rounds, posterior N(mu, std) and a sample."""
         B, _, H, W = x.shape
         feats = self.encoder(x)
         slots, log_attn = self.slot_attention(feats, self.initial_slots(B, init_noise))
