@@ -78,6 +78,7 @@ def table_config(table):
     progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
     time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)
     init_checkpoint = _c["init_checkpoint"]  # start a fresh run from these weights (the demo's demo_checkpoints/)
+    sweep = None  # id of the `sri sweep` that launched this run (None: launched by hand)
     del _c
 
 
@@ -90,8 +91,13 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+# Config entries that label a run (recorded in its config and info) but are no training option.
+LABEL_KEYS = ("sweep",)
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Reject bad input before the run starts: unknown row/dataset, invalid values, baselines."""
+    config = {k: v for k, v in config.items() if k not in LABEL_KEYS}
     C.row_spec(config["table"], config["row"])
     C.check_dataset(config["dataset"])
     C.check_preset(config["preset"])
@@ -199,6 +205,8 @@ def make_experiment(table: int, script_globals: dict[str, Any] | None = None) ->
         from sri.train.trainer import train
 
         config = check_config(plain(_config))
+        if _config.get("sweep") is not None:
+            _run.info["sweep"] = _config["sweep"]
         return train(config, logger=SacredRunLogger(_run), trust_checkpoint=TRUST_CHECKPOINT)
 
     return ex
