@@ -1,0 +1,130 @@
+"""`sri sweep`: skip what is done or held, claim the rest, and launch it locally or on SLURM."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from sri.sweep.claims import new_claim, open_claims, sweep_folder
+from sri.sweep.plan import PlannedRun
+from sri.sweep.worker import execute, log_file
+from sri.tracking.store import StoreSpec, resolve_store
+
+
+def completed_keys(store: StoreSpec) -> set[str]:
+    """Config keys of the store's COMPLETED runs."""
+    from sri.tracking.frame import runs_frame
+
+    try:
+        frame = runs_frame(store)
+    except FileNotFoundError:  # a new file store
+        return set()
+    return set(frame.loc[frame["status"] == "COMPLETED", "config_key"].dropna())
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True
+    return True
+
+
+def holder_alive(claim: dict[str, Any], slurm: dict[str, str] | None) -> bool:
+    """Whether the claim's holder may still run it: its SLURM job is queued or running, or its
+    local process exists. Unknown (another host, no squeue) counts as alive."""
+    import socket
+
+    if claim.get("state") in ("completed", "failed"):
+        return False
+    if claim.get("launcher") == "slurm" and claim.get("job_id"):
+        return True if slurm is None else str(claim["job_id"]) in slurm
+    if claim.get("host") == socket.gethostname():
+        return pid_alive(claim.get("pid"))
+    return True
+
+
+def claim_runs(planned: Sequence[PlannedRun], store: StoreSpec, sweep: str, launcher: str,
+               *, dry_run: bool = False, out=sys.stdout) -> list[tuple[PlannedRun, str | None]]:
+    """The runs to launch, each with its claim token (None in a dry run): not COMPLETED in the
+    store, and not held by a live worker. Prints one line per run skipped."""
+    from sri.sweep.slurm import slurm_states
+
+    done = completed_keys(store)
+    claims = open_claims(store)
+    existing = {p.key: claims.get(p.key) for p in planned}
+    slurm = slurm_states([c.get("job_id") for c in existing.values()
+                          if c and c.get("launcher") == "slurm"])
+    chosen: list[tuple[PlannedRun, str | None]] = []
+    for p in planned:
+        if p.key in done:
+            print(f"  skip   {p.name}: completed in the store", file=out)
+            continue
+        old = existing[p.key]
+        if old is not None and holder_alive(old, slurm):
+            where = f"job {old['job_id']}" if old.get("job_id") else f"{old.get('host')} pid {old.get('pid')}"
+            print(f"  skip   {p.name}: {old.get('state')} ({where}, sweep {old.get('sweep')})", file=out)
+            continue
+        if dry_run:
+            print(f"  launch {p.name}" + (f" (after a {old.get('state')} attempt)" if old else ""), file=out)
+            chosen.append((p, None))
+            continue
+        record = new_claim(p.key, sweep=sweep, name=p.name, launcher=launcher,
+                           attempts=int(old.get("attempts", 0)) if old else 0)
+        won = claims.take_over(p.key, old["token"], record) if old else claims.create(record)
+        if not won:
+            print(f"  skip   {p.name}: claimed by another sweep just now", file=out)
+            continue
+        print(f"  launch {p.name}" + (f" (after a {old.get('state')} attempt)" if old else ""), file=out)
+        chosen.append((p, record["token"]))
+    return chosen
+
+
+def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, sweep: str, jobs: int = 1,
+                 runs_dir: str | None = None, out=sys.stdout) -> dict[str, str]:
+    """Train the claimed runs on this machine, `jobs` at a time; returns name -> outcome."""
+    outcomes: dict[str, str] = {}
+    total = len(chosen)
+
+    def one(i: int, p: PlannedRun, token: str) -> None:
+        log = log_file(store, sweep, p, runs_dir) if jobs > 1 else None
+        print(f"[sweep] {i}/{total} start {p.name}" + (f" (log {log})" if log else ""), file=out, flush=True)
+        t0 = time.monotonic()
+        outcomes[p.name] = execute(p, sweep, store, token, runs_dir=runs_dir, log_path=log)
+        print(f"[sweep] {i}/{total} {outcomes[p.name]} {p.name} in {time.monotonic() - t0:.0f} s",
+              file=out, flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, i + 1, p, t) for i, (p, t) in enumerate(chosen)]
+        for f in futures:
+            f.result()
+    return outcomes
+
+
+def launch_slurm(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, sweep: str, options: Any,
+                 runs_dir: str | None = None, out=sys.stdout) -> dict[str, str]:
+    """Submit one SLURM job per claimed run; returns name -> job id."""
+    from sri.sweep.slurm import SweepJob, job_folder, make_executor
+
+    claims = open_claims(store)
+    folder = job_folder(sweep_folder(store, runs_dir), sweep)
+    submitted: dict[str, str] = {}
+    for p, token in chosen:
+        executor = make_executor(folder, options, job_name=f"sri-{p.row}-{p.dataset}-s{p.seed}")
+        job = SweepJob(p, sweep, store.db_url if store.kind == "mongo" else str(store.path.resolve()),
+                       token, runs_dir, options.gpus_per_node, options.nodes,
+                       str(log_file(store, sweep, p, runs_dir)))
+        try:
+            submitted_job = executor.submit(job)
+        except Exception:
+            claims.update(p.key, token, state="failed")  # release: nothing was queued
+            raise
+        submitted[p.name] = str(submitted_job.job_id)
+        claims.update(p.key, token, job_id=str(submitted_job.job_id))
+        print(f"[sweep] submitted {p.name}: job {submitted_job.job_id}", file=out, flush=True)
+    return submitted
