@@ -91,6 +91,24 @@ def _plan(args: argparse.Namespace, updates_text: list[str]):
     return planned, args.sweep or sweep_id(planned)
 
 
+def status_command(args: argparse.Namespace, updates: list[str]) -> str:
+    """The `sri sweep status ...` command line for the same plan."""
+    import shlex
+
+    parts = ["sri", "sweep", "status", str(args.table), "--preset", args.preset,
+             "--seeds", ",".join(map(str, args.seeds))]
+    if args.rows:
+        parts += ["--rows", ",".join(args.rows)]
+    if args.datasets:
+        parts += ["--datasets", ",".join(args.datasets)]
+    for flag, value in (("--store", args.store), ("--sweep", args.sweep), ("--runs-dir", args.runs_dir)):
+        if value:
+            parts += [flag, value]
+    if updates:
+        parts += ["with", *updates]
+    return shlex.join(parts)
+
+
 def status_main(argv: list[str]) -> int:
     """`sri sweep status TABLE ...`."""
     from sri.sweep.status import render_status, sweep_status
@@ -154,8 +172,7 @@ def sweep_main(argv: list[str]) -> int:
               f"python -m sri.report tables --store {store} --preset {args.preset} --sweep {sweep}")
         return 1 if bad else 0
     jobs = launch_slurm(chosen, store, sweep, options, runs_dir=args.runs_dir)
-    print(f"[sweep] {len(jobs)} jobs submitted; follow with: sri sweep status {args.table} "
-          f"{' '.join(opts[1:])}".rstrip())
+    print(f"[sweep] {len(jobs)} jobs submitted; follow with: {status_command(args, updates)}")
     if args.wait:
         _wait(list(jobs.values()))
         print("[sweep] every job ended")
