@@ -50,11 +50,12 @@ def holder_alive(claim: dict[str, Any], slurm: dict[str, str] | None) -> bool:
 
 
 def claim_runs(planned: Sequence[PlannedRun], store: StoreSpec, sweep: str, launcher: str,
-               *, dry_run: bool = False, out=sys.stdout) -> list[tuple[PlannedRun, str | None]]:
+               *, dry_run: bool = False, out=None) -> list[tuple[PlannedRun, str | None]]:
     """The runs to launch, each with its claim token (None in a dry run): not COMPLETED in the
     store, and not held by a live worker. Prints one line per run skipped."""
     from sri.sweep.slurm import slurm_states
 
+    out = out or sys.stdout
     done = completed_keys(store)
     claims = open_claims(store)
     existing = {p.key: claims.get(p.key) for p in planned}
@@ -86,8 +87,9 @@ def claim_runs(planned: Sequence[PlannedRun], store: StoreSpec, sweep: str, laun
 
 
 def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, sweep: str, jobs: int = 1,
-                 runs_dir: str | None = None, out=sys.stdout) -> dict[str, str]:
+                 runs_dir: str | None = None, out=None) -> dict[str, str]:
     """Train the claimed runs on this machine, `jobs` at a time; returns name -> outcome."""
+    out = out or sys.stdout
     outcomes: dict[str, str] = {}
     total = len(chosen)
 
@@ -107,10 +109,11 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
 
 
 def launch_slurm(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, sweep: str, options: Any,
-                 runs_dir: str | None = None, out=sys.stdout) -> dict[str, str]:
+                 runs_dir: str | None = None, out=None) -> dict[str, str]:
     """Submit one SLURM job per claimed run; returns name -> job id."""
     from sri.sweep.slurm import SweepJob, job_folder, make_executor
 
+    out = out or sys.stdout
     claims = open_claims(store)
     folder = job_folder(sweep_folder(store, runs_dir), sweep)
     submitted: dict[str, str] = {}
