@@ -5,7 +5,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import warnings
 from dataclasses import dataclass, field

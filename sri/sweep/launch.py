@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from sri.sweep.claims import new_claim, open_claims, sweep_folder
 from sri.sweep.plan import PlannedRun
 from sri.sweep.worker import execute, log_file
-from sri.tracking.store import StoreSpec, resolve_store
+from sri.tracking.store import StoreSpec
 
 
 def completed_keys(store: StoreSpec) -> set[str]:
@@ -94,6 +94,11 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
     total = len(chosen)
 
     def one(i: int, p: PlannedRun, token: str) -> None:
+        from sri.sweep.worker import _stop
+
+        if _stop.is_set():  # stopping: leave it claimed-but-dead, the next sweep takes it over
+            outcomes[p.name] = "not started"
+            return
         log = log_file(store, sweep, p, runs_dir) if jobs > 1 else None
         print(f"[sweep] {i}/{total} start {p.name}" + (f" (log {log})" if log else ""), file=out, flush=True)
         t0 = time.monotonic()
@@ -101,10 +106,24 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
         print(f"[sweep] {i}/{total} {outcomes[p.name]} {p.name} in {time.monotonic() - t0:.0f} s",
               file=out, flush=True)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, i + 1, p, t) for i, (p, t) in enumerate(chosen)]
-        for f in futures:
-            f.result()
+    import signal
+    import threading
+
+    from sri.sweep.worker import _stop, forward_stop
+
+    # SIGTERM (a local scheduler, `kill`): the runs checkpoint and the sweep ends; started again,
+    # it resumes them. Runs not started yet are not started any more.
+    _stop.clear()
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, forward_stop) if main else None
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(one, i + 1, p, t) for i, (p, t) in enumerate(chosen)]
+            for f in futures:
+                f.result()
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old)
     return outcomes
 
 

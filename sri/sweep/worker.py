@@ -59,12 +59,18 @@ def _ignore_usr2() -> None:  # runs in the child before exec; an ignored signal 
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
-def request_stop(timeout: float = STOP_WAIT_S) -> None:
-    """Ask every child of this process to checkpoint and stop (SIGTERM), and wait for them."""
+def forward_stop(*_: Any) -> None:
+    """Ask every child of this process to checkpoint and stop (SIGTERM); do not wait. Usable as
+    a signal handler."""
     _stop.set()
     for proc in list(_children.values()):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+
+
+def request_stop(timeout: float = STOP_WAIT_S) -> None:
+    """Ask every child of this process to checkpoint and stop (SIGTERM), and wait for them."""
+    forward_stop()
     deadline = time.monotonic() + timeout
     while any(p.poll() is None for p in list(_children.values())) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -1,0 +1,56 @@
+"""`sri sweep --launcher local` end to end: Table 3 smoke (4 rows x 2 seeds), a second sweep that
+launches nothing, and a run stopped by SIGTERM that the next sweep resumes exactly."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_support import (LONG, TABLE3_SMOKE, check_resumed, check_table3_sweep,  # noqa: E402
+                           checkpoint_steps, sri_sweep, sweep_env, wait_for)
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_sweep_of_table3_then_nothing_to_do(tmp_path):
+    store, env = tmp_path / "runs", sweep_env()
+    res = sri_sweep([*TABLE3_SMOKE, "--jobs", "2"], store, env, tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "8 to launch, 0 skipped" in res.stdout and "8/8 completed" in res.stdout
+    check_table3_sweep(store, tmp_path, env)
+    again = sri_sweep(TABLE3_SMOKE, store, env, tmp_path)
+    assert again.returncode == 0 and "0 to launch, 8 skipped" in again.stdout, again.stdout
+    assert again.stdout.count("completed in the store") == 8
+    from sri.tracking import load_runs
+
+    assert len(load_runs(store)) == 8  # nothing trained twice
+
+
+def test_local_sweep_stopped_by_sigterm_resumes_exactly(tmp_path):
+    store, env = tmp_path / "runs", sweep_env()
+    proc = sri_sweep(LONG, store, env, tmp_path, background=True)
+    try:
+        wait_for(lambda: [s for s in checkpoint_steps(store) if s >= 20], 300, "a checkpoint at step 20")
+        os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler does: every process of the job
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    stopped_at = checkpoint_steps(store)[-1]
+    assert 20 <= stopped_at < 120, out
+    res = sri_sweep(LONG, store, env, tmp_path)
+    assert res.returncode == 0 and "1 to launch" in res.stdout, res.stdout + res.stderr
+    check_resumed(store, stopped_at)
+    # exactly: the same losses as one uninterrupted run of the same config
+    other = tmp_path / "uninterrupted"
+    assert sri_sweep(LONG, other, env, tmp_path).returncode == 0
+    from sri.tracking import load_runs
+
+    resumed = dict(load_runs(store)[-1].metrics["loss"])
+    straight = dict(load_runs(other)[-1].metrics["loss"])
+    assert all(resumed[s] == straight[s] for s in resumed), "resumed run differs"
