@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_support import (LONG, TABLE3_SMOKE, check_resumed, check_table3_sweep,  # noqa: E402
+from sweep_support import (LONG, ROOT, TABLE3_SMOKE, check_resumed, check_table3_sweep,  # noqa: E402
                            checkpoint_steps, sri_sweep, sweep_env, wait_for)
 
 pytestmark = pytest.mark.slow
@@ -22,9 +23,14 @@ def test_local_sweep_of_table3_then_nothing_to_do(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "8 to launch, 0 skipped" in res.stdout and "8/8 completed" in res.stdout
     check_table3_sweep(store, tmp_path, env)
-    again = sri_sweep(TABLE3_SMOKE, store, env, tmp_path)
-    assert again.returncode == 0 and "0 to launch, 8 skipped" in again.stdout, again.stdout
+    # `make reproduce` with the same plan: nothing to launch, the tables again
+    (tmp_path / "tables" / "table3.md").unlink()
+    again = subprocess.run(["make", "-f", str(ROOT / "Makefile"), "reproduce", "TABLE=3", f"STORE={store}",
+                            "PRESET=smoke", "SWEEP_ARGS=--seeds 0,1", f"PYTHON={sys.executable}"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 to launch, 8 skipped" in again.stdout, again.stdout + again.stderr
     assert again.stdout.count("completed in the store") == 8
+    assert "(n=2)" in (tmp_path / "tables" / "table3.md").read_text()
     from sri.tracking import load_runs
 
     assert len(load_runs(store)) == 8  # nothing trained twice
@@ -54,3 +60,30 @@ def test_local_sweep_stopped_by_sigterm_resumes_exactly(tmp_path):
     resumed = dict(load_runs(store)[-1].metrics["loss"])
     straight = dict(load_runs(other)[-1].metrics["loss"])
     assert all(resumed[s] == straight[s] for s in resumed), "resumed run differs"
+
+
+def test_local_sweep_to_mongodb(tmp_path):
+    """The same skip rule and claims with a MongoDB store (claims in its sweep_claims collection)."""
+    from sri.tracking.mongo_server import LocalMongoServer, find_server_binary
+
+    if find_server_binary() is None:
+        pytest.skip("no MongoDB-wire server (pip install secantusdb)")
+    srv = LocalMongoServer(tmp_path / "mongo").start()
+    try:
+        url = f"{srv.url.rstrip('/')}/sweeps"
+        env = sweep_env(SRI_RUNS_DIR=str(tmp_path / "ck"))
+        args = ["3", "--preset", "smoke", "--rows", "a,d", "--seeds", "0", "--jobs", "2"]
+        res = sri_sweep(args, url, env, tmp_path)
+        assert res.returncode == 0 and "2/2 completed" in res.stdout, res.stdout + res.stderr
+        from sri.sweep.claims import open_claims
+        from sri.tracking import runs_frame
+
+        frame = runs_frame(url)
+        assert sorted(frame["row"]) == ["a", "d"] and set(frame["status"]) == {"COMPLETED"}
+        assert frame["sweep"].notna().all()
+        assert {c["state"] for c in open_claims(url).all()} == {"completed"}
+        assert (tmp_path / "ck" / "checkpoints" / "table3" / "a").is_dir()  # --runs-dir default
+        again = sri_sweep(args, url, env, tmp_path)
+        assert "0 to launch, 2 skipped" in again.stdout, again.stdout + again.stderr
+    finally:
+        srv.stop()
