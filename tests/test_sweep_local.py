@@ -87,3 +87,23 @@ def test_local_sweep_to_mongodb(tmp_path):
         assert "0 to launch, 2 skipped" in again.stdout, again.stdout + again.stderr
     finally:
         srv.stop()
+
+
+def test_worker_runs_a_claimed_run_under_torchrun(tmp_path, monkeypatch):
+    """What a multi-GPU SLURM job runs (torchrun + the table script), here with 2 CPU processes."""
+    from sri.sweep.claims import new_claim, open_claims
+    from sri.sweep.plan import plan_sweep
+    from sri.sweep.worker import execute, torchrun_prefix
+    from sri.tracking import load_runs
+
+    for k, v in sweep_env().items():
+        monkeypatch.setenv(k, v)
+    store = tmp_path / "runs"
+    p = plan_sweep(3, rows=["d"], seeds=[0], preset="smoke", updates={"steps": 2})[0]
+    rec = new_claim(p.key, sweep="ddp", name=p.name, launcher="slurm")
+    assert open_claims(str(store)).create(rec)
+    launcher = torchrun_prefix(2, 1, master_port=29731)
+    assert execute(p, "ddp", str(store), rec["token"], launcher=launcher,
+                   log_path=tmp_path / "log") == "completed", (tmp_path / "log").read_text()[-3000:]
+    (run,) = load_runs(store)
+    assert run.status == "COMPLETED" and run.info["world_size"] == 2 and run.info["sweep"] == "ddp"

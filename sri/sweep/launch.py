@@ -119,8 +119,12 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(one, i + 1, p, t) for i, (p, t) in enumerate(chosen)]
-            for f in futures:
-                f.result()
+            try:
+                for f in futures:
+                    f.result()
+            except KeyboardInterrupt:  # Ctrl-C: the running runs checkpoint, no new one starts
+                forward_stop()
+                raise
     finally:
         if main:
             signal.signal(signal.SIGTERM, old)
