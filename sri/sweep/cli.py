@@ -33,7 +33,7 @@ def build_parser(status: bool = False) -> argparse.ArgumentParser:
 
     prog = "sri sweep status" if status else "sri sweep"
     p = argparse.ArgumentParser(
-        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE_EXAMPLES,
+        prog=prog, usage=f"{prog} TABLE [options] [with KEY=VALUE ...]", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE_EXAMPLES,
         description=("One line per planned run of a sweep: queued / running / completed / failed, "
                      "step, SLURM job id, store run id." if status else
                      "Plan every run of a paper table (rows x datasets x seeds), skip the runs "
