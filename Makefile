@@ -9,7 +9,7 @@ SEED ?= 0
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## install sri and everything it needs (keeps an existing CUDA torch; else CPU torch 2.13.0)
+install: ## install sri and everything it needs (keeps an installed torch; else torch 2.13.0, the CPU build where no NVIDIA GPU is found)
 	$(PYTHON) scripts/install.py
 
 test: ## run the test suite (slow tests excluded)

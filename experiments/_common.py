@@ -74,6 +74,7 @@ def table_config(table):
     num_order = _c["num_order"]  # samples for the final order_consistency (0: skip)
     eval_batch_size = _c["eval_batch_size"]
     fid_feature_extractor = _c["fid_feature_extractor"]  # name or "module:Class" to register
+    inception_weights = None  # FID's Inception weights file; None: $SRI_INCEPTION_WEIGHTS, else torch hub's checkpoints/
     sample_every = _c["sample_every"]
     progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
     time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)
@@ -95,9 +96,22 @@ def plain(obj: Any) -> Any:
 LABEL_KEYS = ("sweep",)
 
 
+def inception_weights(config: dict[str, Any]) -> Path | None:
+    """The script-level `inception_weights` file (checked to exist), or None when not given."""
+    path = config.get("inception_weights")
+    if path is None:
+        return None
+    from sri.metrics.fid import resolve_inception_weights
+
+    return resolve_inception_weights(path)
+
+
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Reject bad input before the run starts: unknown row/dataset, invalid values, baselines."""
-    config = {k: v for k, v in config.items() if k not in LABEL_KEYS}
+    """Reject bad input before the run starts: unknown row/dataset, invalid values, baselines,
+    a missing `inception_weights` file. Returns the trainer's config (without script-only keys
+    and labels such as `sweep`)."""
+    inception_weights(config)
+    config = {k: v for k, v in config.items() if k != "inception_weights" and k not in LABEL_KEYS}
     C.row_spec(config["table"], config["row"])
     C.check_dataset(config["dataset"])
     C.check_preset(config["preset"])
@@ -118,9 +132,10 @@ TRUST_CHECKPOINT = False
 def is_user_error(e: BaseException) -> bool:
     """Bad input or an unusable run folder: reported in one line, without a traceback."""
     from sri.checkpoint import CheckpointError, RunDirLocked, RunDirNotWritable
+    from sri.metrics.fid import InceptionWeightsMissing
 
     return isinstance(e, (C.ConfigError, NotImplementedError, RunDirLocked, RunDirNotWritable,
-                          CheckpointError))
+                          CheckpointError, InceptionWeightsMissing))
 
 
 class TableExperiment(Experiment):
@@ -204,6 +219,12 @@ def make_experiment(table: int, script_globals: dict[str, Any] | None = None) ->
     def main(_config, _run):
         from sri.train.trainer import train
 
+        weights = inception_weights(plain(_config))
+        if weights is not None:
+            # FID reads this variable when it builds the Inception extractor (sri.metrics.fid)
+            from sri.metrics.fid import WEIGHTS_ENV
+
+            os.environ[WEIGHTS_ENV] = str(weights)
         config = check_config(plain(_config))
         if _config.get("sweep") is not None:
             _run.info["sweep"] = _config["sweep"]

@@ -32,9 +32,10 @@ DEFAULT_MINUTES = 4.0
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sri.demo", description=__doc__.split("\n")[0],
-        epilog="Measured: 8.3 min wall-clock in all with the defaults on a 2-core CPU (AMD EPYC, "
-               "2026-12-01), starting from demo_checkpoints/. make demo-checkpoints: 26.3 min "
-               "(GENv2) and 40.7 min (SRI) for 15,000 steps, as two one-thread processes side by side.")
+        epilog="Measured (`time make demo`): 8.3 min wall-clock in all with the defaults on a 2-core "
+               "CPU (AMD EPYC, torch 2.13.0+cpu, 2026-12-01, code of commit ed87573), starting from "
+               "demo_checkpoints/. make demo-checkpoints: 26.3 min (GENv2) and 40.7 min (SRI) "
+               "wall-clock for 15,000 steps, as two one-thread processes side by side.")
     p.add_argument("--store", default="runs/demo", help="Sacred file store for the runs (default runs/demo)")
     p.add_argument("--tables", default="tables/demo", help="where the tables go (default tables/demo)")
     p.add_argument("--figures", default="figures/demo", help="where the figures go (default figures/demo)")
@@ -196,7 +197,8 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
     import torch
 
     from sri.data import build_dataset
-    from sri.report.figures import _plt, _save, add_slot_legend, colour_masks, montage, to_hwc
+    from sri.report.figures import _plt, _save, add_slot_legend, montage
+    from sri.viz import colour_masks, to_hwc
 
     plt = _plt()
     panels, k_max = [], 1

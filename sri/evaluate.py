@@ -7,6 +7,10 @@ features (or any registered extractor); real statistics are cached on disk. ARI-
 normalised likelihood on `num_bpd` validation images. S-Acc: share of `num_sacc` samples whose
 argmax segmentation is one plausible stack (`sri.metrics.stack_is_plausible`); when FID is also
 computed, the first `num_sacc` FID samples are judged (same temperature, i.i.d.).
+
+The trainer's evaluation policy lives here too: `evaluate_run` (a training config's protocol and
+sizes) and `final_evaluation` (which end-of-training metrics, how failures are skipped, what is
+logged).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -268,6 +272,113 @@ def evaluate(model: nn.Module, *, dataset: Any, root: str | os.PathLike | None =
     finally:
         model.to(home).train(was_training)
     return {m: results[m] for m in want}
+
+
+def feature_extractor_name(spec: str) -> str:
+    """A registered FID feature-extractor name; "pkg.module:Class" is imported and registered first."""
+    if ":" not in spec:
+        return spec
+    from sri.configs import ConfigError
+    from sri.metrics import register_feature_extractor
+    from sri.metrics.fid import torch_fidelity_api
+
+    module, cls_name = spec.split(":", 1)
+    if spec not in torch_fidelity_api().registry:
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"fid_feature_extractor={spec!r}: cannot import {cls_name} from "
+                              f"{module} ({e})") from None
+        register_feature_extractor(spec, cls)
+    return spec
+
+
+def evaluate_run(model: nn.Module, metrics: Sequence[str], config: dict[str, Any], *, final: bool,
+                 root: str | None, device: torch.device | str | None = None,
+                 progress: bool = False) -> dict[str, float]:
+    """`evaluate` under a training config's protocol: its final sizes (`num_fid`, `num_ari`,
+    `num_bpd`, `num_sacc`) or, for periodic evaluation, `eval_num` of each."""
+    c = config
+    if final:
+        sizes = {"num_fid": c["num_fid"], "num_ari": c["num_ari"], "num_bpd": c["num_bpd"],
+                 "num_sacc": c["num_sacc"]}
+    else:
+        sizes = {k: c["eval_num"] for k in ("num_fid", "num_ari", "num_bpd", "num_sacc")}
+    # evaluate sizes synthetic splits itself; pass only the other data options
+    data_kw = {k: v for k, v in c["data_options"].items() if k != "num"}
+    return evaluate(model, dataset=c["dataset"], root=root, metrics=tuple(metrics), device=device,
+                    batch_size=c["eval_batch_size"],
+                    feature_extractor=feature_extractor_name(c["fid_feature_extractor"]),
+                    progress=progress, dataset_kwargs=data_kw or None, **sizes)
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    return fn(*args, **kw)
+
+
+def final_evaluation(model: nn.Module, metrics: Sequence[str],
+                     evaluate_fn: Callable[[nn.Module, list[str]], dict[str, float]], *,
+                     num_order: int = 0, batch_size: int = 64,
+                     guard: Callable[..., Any] = _call, logger: Any = None,
+                     step: int = 0) -> dict[str, float]:
+    """The end-of-training metrics (`metrics`, plus order consistency over `num_order` samples).
+
+    `evaluate_fn(model, names)` computes some of them; every call goes through
+    `guard(fn, *args)` (the trainer's: eval mode, no grad, training RNG untouched). The metrics
+    other than FID are computed together (they share data passes), one by one if that fails; FID
+    alone. A metric that cannot run (torch-fidelity or the Inception weights missing, an error
+    inside one metric) is skipped with a warning on stderr, recorded as `metrics_skipped` (and
+    `fid_skipped`); the others are still computed. `logger` (log_scalar / set_info) receives each
+    finite result as a scalar at `step` and all of them as `final_metrics`.
+    """
+    results: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+
+    def info(key: str, value: Any) -> None:
+        if logger is not None:
+            logger.set_info(key, value)
+
+    def attempt(names: list[str], fn, *args, **kw) -> dict[str, float] | None:
+        try:
+            return guard(fn, *args, **kw)
+        except Exception as e:  # noqa: BLE001 - one metric must not sink the finished run
+            reason = (e.args[0] if isinstance(e, KeyError) and e.args else str(e)) or type(e).__name__
+            for name in names:
+                skipped[name] = f"{type(e).__name__}: {reason}"
+                print(f"[sri] WARNING: {name} skipped: {skipped[name]}", file=sys.stderr)
+            return None
+
+    metrics = list(metrics)
+    if not metrics:
+        return results
+    others = [m for m in metrics if m != "fid"]
+    if others:
+        got = attempt(others, evaluate_fn, model, others) if len(others) > 1 else None
+        if got is None:
+            skipped.clear()
+            for m in others:
+                results.update(attempt([m], evaluate_fn, model, [m]) or {})
+        else:
+            results.update(got)
+    if "fid" in metrics:
+        results.update(attempt(["fid"], evaluate_fn, model, ["fid"]) or {})
+        if "fid" in skipped:
+            info("fid_skipped", skipped["fid"])
+    if num_order and hasattr(model, "sample"):
+        from sri.metrics.order import order_consistency_from_model
+
+        oc = attempt(["order_consistency"], order_consistency_from_model, model,
+                     num_samples=num_order, batch_size=batch_size, seed=0)
+        if oc is not None:
+            results["order_consistency"] = oc["order_consistency"]
+    if skipped:
+        info("metrics_skipped", dict(skipped))
+    if logger is not None:
+        for k, v in results.items():
+            if v is not None and math.isfinite(float(v)):
+                logger.log_scalar(k, float(v), int(step))
+    info("final_metrics", {k: float(v) for k, v in results.items()})
+    return {k: float(v) for k, v in results.items()}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,3 +24,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def skip_or_fail():
+    """`skip_or_fail(reason)`: skip a test whose external tool is missing, except in CI
+    (`SRI_CI=1`, set by .ci/run, which installs every such tool), where that is a failure."""
+    def missing(reason: str) -> None:
+        if os.environ.get("SRI_CI") == "1":
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+
+    return missing

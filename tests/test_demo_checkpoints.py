@@ -45,6 +45,24 @@ def test_run_starts_from_init_checkpoint_and_continues_its_step(tmp_path):
     assert "initialised_from" not in log2.info and log2.info["resumed_from"].endswith("ckpt_00000005.pt")
 
 
+def test_init_checkpoint_keeps_this_runs_geco_settings(tmp_path):
+    """Regression: the GECO goal and step size of the starting file replaced the run's own, so a
+    run continuing a checkpoint with another `geco_goal` silently kept the old goal."""
+    train(_cfg(tmp_path / "a", 3))
+    src = load_checkpoint(list_checkpoints(tmp_path / "a")[-1][1])
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    cfg = _cfg(tmp_path / "b", 3, init_checkpoint=str(dst), geco_goal=-1.0, geco_lr=2e-5)
+    log = MemoryLogger()
+    res = train(cfg, logger=log)
+    ck = load_checkpoint(list_checkpoints(tmp_path / "b")[-1][1])
+    size = cfg["model_options"]["image_size"]
+    assert ck["gecos"]["seg"]["goal"] == pytest.approx(-1.0 * 3 * size * size)
+    assert ck["gecos"]["seg"]["step_size"] == pytest.approx(2e-5 * 64 ** 2 / size ** 2)
+    # no step was taken (step 3 of 3), so beta is the starting file's
+    assert res["step"] == 3
+    assert ck["gecos"]["seg"]["beta"] == pytest.approx(src["gecos"]["seg"]["beta"])
+
+
 def test_init_checkpoint_of_another_model_is_refused(tmp_path):
     train(_cfg(tmp_path / "a", 2))
     dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")

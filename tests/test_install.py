@@ -69,6 +69,11 @@ def test_install_gets_cpu_or_kept_torch_and_imports_sri(installed):
     assert out.returncode == 0, out.stderr
     torch_version, sri_file = out.stdout.split()
     assert torch_version.split("+")[0] == "2.13.0"
+    nvidia = shutil.which("nvidia-smi") or os.path.exists("/proc/driver/nvidia/version")
+    if not nvidia and sys.platform.startswith("linux"):
+        # no GPU: scripts/install.py takes torch from PyTorch's CPU index, whatever pip's config
+        assert torch_version == "2.13.0+cpu", torch_version
+        assert "download.pytorch.org/whl/cpu" in installed.install_log
     # Editable install: the package is the clone's source tree.
     assert Path(sri_file).resolve().is_relative_to(installed.repo.resolve())
 

@@ -41,8 +41,9 @@ def test_learn_writes_curve_json_and_png(tmp_path):
 
 @pytest.mark.slow
 def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
-    """~3 CPU minutes: the demo recipe's GENv2 after 2,000 steps beats thresholds that the same
-    model untrained cannot reach (ARI-FG of its masks, reconstruction vs the mean image)."""
+    """Slow (2,000 training steps: minutes of wall-clock time on 2 cores): the demo recipe's GENv2
+    after 2,000 steps beats thresholds that the same model untrained cannot reach (ARI-FG of its
+    masks, reconstruction vs the mean image)."""
     cfg = learning_config("genv2", preset="demo", steps=2000, minutes=0, table=2, row="genv2_g",
                           run_dir=tmp_path / "untrained")
     torch.manual_seed(0)

@@ -98,18 +98,10 @@ def test_missing_weights_message(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def fake_inception_weights(tmp_path_factory):
     """A state dict with Inception's shapes (random values): the real weights cannot be downloaded."""
-    cls = F.torch_fidelity_api().FeatureExtractorInceptionV3
-    orig = cls.load_state_dict
-    empty = tmp_path_factory.mktemp("w") / "empty.pth"
-    torch.save({}, empty)
-    cls.load_state_dict = lambda self, sd, *a, **k: None
-    try:
-        torch.manual_seed(0)
-        net = cls("x", ["2048"], feature_extractor_weights_path=str(empty))
-    finally:
-        cls.load_state_dict = orig
+    from tiny_fid import write_fake_inception_weights
+
     path = tmp_path_factory.mktemp("w") / F.INCEPTION_WEIGHTS_FILE
-    torch.save(net.state_dict(), path)
+    write_fake_inception_weights(path, tmp_path_factory.mktemp("scratch"))
     return path
 
 
@@ -143,6 +135,8 @@ def test_shim_in_fresh_interpreter_without_torchvision():
         "    build_feature_extractor('clip-vit-b-32')\n"
         "except KeyError as e:\n"
         "    assert 'torchvision' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('shim built clip-vit-b-32 without torchvision')\n"
         "print('ok')\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -49,19 +49,20 @@ def _log_minimal_run(url: str, db: str) -> None:
 
 
 @pytest.mark.browser
-def test_omniboard_shows_run_and_metrics(tmp_path):
+def test_omniboard_shows_run_and_metrics(tmp_path, skip_or_fail):
+    # skipped where a tool is missing, a failure in CI (.ci/run installs them all, SRI_CI=1)
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js/npm not installed (apt-get install -y nodejs npm)")
+        skip_or_fail("Node.js/npm not installed (apt-get install -y nodejs npm)")
     if chromium_binary() is None:
-        pytest.skip("Chromium not installed (apt-get install -y chromium)")
-    mongo_server = pytest.importorskip("sri.tracking.mongo_server")
+        skip_or_fail("Chromium not installed (apt-get install -y chromium)")
+    import sri.tracking.mongo_server as mongo_server
     if mongo_server.find_server_binary() is None:
-        pytest.skip("no MongoDB-wire server (pip install secantusdb)")
+        skip_or_fail("no MongoDB-wire server (pip install secantusdb)")
     if omniboard_entry(PREFIX) is None:
         try:
             install_omniboard(PREFIX)
         except (RuntimeError, FileNotFoundError) as e:
-            pytest.skip(f"omniboard could not be installed: {e}")
+            skip_or_fail(f"omniboard could not be installed: {e}")
 
     with mongo_server.LocalMongoServer() as server:
         _log_minimal_run(server.url, "sri")

@@ -55,7 +55,7 @@ def test_table_script_help_shows_its_rows_and_an_example(tmp_path):
     out = res.stdout
     assert "Table 3: SRI-G ablations" in out
     assert "Shared Sacred plumbing" not in out  # not _common.py's docstring
-    assert "d: full SRI-G  [default]" in out and "c: no crossOrderKL" in out
+    assert "d) full SRI-G  [default]" in out and "c) no crossOrderKL" in out
     assert "Example: python experiments/table3_ablation.py with smoke d" in out
     res2 = run_script("table2_main.py", ["--help"], cwd=tmp_path, timeout=120)
     assert "emorl" in res2.stdout and "not implemented" in res2.stdout

@@ -49,6 +49,8 @@ def test_config_fingerprint_ignores_labels_and_tuple_vs_list():
     b = {"steps": 4, "final_metrics": ["fid"], "sweep": "y", "progress": False}
     assert config_fingerprint(a) == config_fingerprint(b)
     assert config_fingerprint(a) != config_fingerprint({**b, "steps": 5})
+    # entries of the scripts that are no training option (e.g. inception_weights) do not count
+    assert config_fingerprint(a) == config_fingerprint({**a, "inception_weights": "/w.pth"})
 
 
 def test_tables_filter_by_sweep(tmp_path):

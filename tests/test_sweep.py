@@ -41,14 +41,16 @@ def test_plan_table3_smoke_is_rows_times_seeds():
 
 def test_plan_defaults_skip_baselines_and_use_paper_datasets():
     planned = plan_sweep(2)
-    assert {p.row for p in planned} == {"genv2_g", "sri_g", "genv2_mog", "sri_mog"}
+    implemented = [r for r, spec in C.TABLES[2]["rows"].items() if spec["model"] in C.IMPLEMENTED_MODELS]
+    assert "emorl" not in implemented and {"sri_mog", "genv2_mog"} <= set(implemented)
+    assert [p.row for p in planned[::9]] == implemented  # 3 datasets x 3 seeds per row
     assert {p.dataset for p in planned} == set(C.TABLES[2]["datasets"])
-    assert {p.seed for p in planned} == {0, 1, 2} and len(planned) == 4 * 3 * 3
+    assert {p.seed for p in planned} == {0, 1, 2} and len(planned) == len(implemented) * 3 * 3
 
 
 def test_plan_errors_name_the_fix():
     with pytest.raises(C.ConfigError, match="not implemented"):
-        plan_sweep(2, rows=["gen"])
+        plan_sweep(2, rows=["emorl"])
     with pytest.raises(C.ConfigError, match="unknown row"):
         plan_sweep(3, rows=["z"])
     with pytest.raises(C.ConfigError, match="unknown dataset"):
@@ -293,7 +295,7 @@ def test_cli_dry_run_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "8 planned runs" in out and out.count("  launch ") == 8 and "8 to launch" in out
     assert not store.exists()  # a dry run claims nothing
-    assert sweep_cli(["2", "--rows", "gen", "--store", str(store)]) == 2
+    assert sweep_cli(["2", "--rows", "emorl", "--store", str(store)]) == 2
     assert "not implemented" in capsys.readouterr().err
     assert sweep_cli(["3", "--store", str(store), "with", "seed=1"]) == 2
     assert "--seeds" in capsys.readouterr().err

@@ -39,3 +39,21 @@ class TinyExtractor(torch_fidelity_api().FeatureExtractorBase):
 
 if NAME not in torch_fidelity_api().registry:
     register_feature_extractor(NAME, TinyExtractor)
+
+
+def write_fake_inception_weights(path, scratch) -> None:
+    """Save a state dict with Inception's shapes (random values) at `path`: the real weights
+    cannot be downloaded here. `scratch` is a folder for a temporary empty file."""
+    from pathlib import Path
+
+    cls = torch_fidelity_api().FeatureExtractorInceptionV3
+    orig = cls.load_state_dict
+    empty = Path(scratch) / "empty.pth"
+    torch.save({}, empty)
+    cls.load_state_dict = lambda self, sd, *a, **k: None
+    try:
+        torch.manual_seed(0)
+        net = cls("x", ["2048"], feature_extractor_weights_path=str(empty))
+    finally:
+        cls.load_state_dict = orig
+    torch.save(net.state_dict(), path)

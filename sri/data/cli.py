@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from sri.data import REAL
 from sri.data.errors import DataError
 
 
@@ -15,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("convert", help="convert official files into a cache (resumable)")
-    c.add_argument("--dataset", required=True, choices=["clevr6", "objects_room", "shapestacks"])
+    c.add_argument("--dataset", required=True, choices=list(REAL))
     c.add_argument("--src", required=True, help="the .tfrecords file, or the ShapeStacks root")
     c.add_argument("--out", required=True, help="cache directory to create (e.g. data/clevr6)")
     c.add_argument("--test-size", type=int, default=10_000, help="TFRecord datasets: first N scenes are test")
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("download", help="fetch the official files (resumable), then convert")
-    d.add_argument("dataset", choices=["clevr6", "objects_room", "shapestacks"])
+    d.add_argument("dataset", choices=list(REAL))
     d.add_argument("--out", required=True, help="cache directory to create")
     d.add_argument("--raw-dir", default=None, help="where downloads go (default OUT/download)")
     d.add_argument("--no-convert", action="store_true", help="only download")

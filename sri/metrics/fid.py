@@ -156,9 +156,10 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
     raise InceptionWeightsMissing(
         f"Inception weights for FID not found at {path} ({source}). They cannot be downloaded on this "
         f"machine: fetch {INCEPTION_WEIGHTS_URL} elsewhere and put the file {INCEPTION_WEIGHTS_FILE} at "
-        f"{default_inception_weights_path()}, or pass --inception-weights PATH (inception_weights=...) "
-        f"or set {WEIGHTS_ENV}=PATH. To test the FID pipeline without them, register a small feature "
-        f"extractor and pass --feature-extractor NAME.")
+        f"{default_inception_weights_path()}, or pass it as `sri evaluate --inception-weights PATH`, "
+        f"`with inception_weights=PATH` to the table scripts in experiments/, or set {WEIGHTS_ENV}=PATH. "
+        f"To test the FID pipeline without them, register a small feature extractor and pass "
+        f"--feature-extractor NAME (fid_feature_extractor=NAME for the table scripts).")
 
 
 def build_feature_extractor(name: str = INCEPTION_NAME, *, weights: str | os.PathLike | None = None,

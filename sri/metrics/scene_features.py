@@ -7,7 +7,7 @@ two image sets is computed there (`sri.metrics.fid.frechet_distance`). Validated
 answer is known (`validate`): two independent sets of real scenes are close; the same scenes with
 one block floating, or with the top block missing, are clearly farther.
 
-    python -m sri.metrics.scene_features train --size 32     # ~1-2 CPU minutes
+    python -m sri.metrics.scene_features train --size 32     # 140 s wall-clock on one core (docs/RESULTS.md)
     python -m sri.metrics.scene_features validate --size 32
 """
 from __future__ import annotations

@@ -22,6 +22,18 @@ touching each other"). `stack_is_plausible` makes that call from a segment map a
    bottom border but not the top one), the lowest block must have floor, not wall, directly
    below it (within `tol` rows, or reach the bottom border). With a single background label the
    floor contact cannot be seen and is not tested.
+6. Balance (only with `balance=True`; off by default, as the paper's definition is "all blocks
+   in the stack are touching each other"): at every contact, the centre of mass of everything
+   it carries (the upper block and all blocks above it, each pixel of equal mass) must lie over
+   the contact, i.e. between the left edge of its leftmost and the right edge of its rightmost
+   contact column. A block that touches its support but overhangs so far that it would tip over
+   is then implausible.
+
+"Touching" in rule 4 means: a pixel of the lower block at most `tol` rows under the upper block's
+lowest pixel in the same column. Resting blocks are 1 row apart, so a gap of up to `tol - 1`
+background rows still counts as touching (at 64x64, tol = 2: a block lifted by 1 px touches, by
+2 px it does not; at 32x32, tol = 1: no gap is tolerated). Blocks meeting only at a corner share
+no column and do not touch.
 """
 from __future__ import annotations
 
@@ -47,6 +59,11 @@ def _as_maps(label_map) -> np.ndarray:
     return a
 
 
+def default_tol(image_size: int) -> int:
+    """Rows of slack for "touching" at this image height: max(1, H // 32)."""
+    return max(1, int(image_size) // 32)
+
+
 def _lowest_rows(mask: np.ndarray) -> np.ndarray:
     """Per column, the lowest row of `mask` (-1 where the column is empty)."""
     H = mask.shape[0]
@@ -54,7 +71,7 @@ def _lowest_rows(mask: np.ndarray) -> np.ndarray:
     return rows.max(0)
 
 
-def _below_hits(upper: np.ndarray, lower: np.ndarray, tol: int) -> int:
+def _contact_columns(upper: np.ndarray, lower: np.ndarray, tol: int) -> np.ndarray:
     """Columns where `lower` has a pixel at most `tol` rows under `upper`'s lowest pixel."""
     H = upper.shape[0]
     low = _lowest_rows(upper)
@@ -64,7 +81,18 @@ def _below_hits(upper: np.ndarray, lower: np.ndarray, tol: int) -> int:
         r = low[cols] + d
         ok = r < H
         hit[ok] |= lower[r[ok], cols[ok]]
-    return int(hit.sum())
+    return cols[hit]
+
+
+def _below_hits(upper: np.ndarray, lower: np.ndarray, tol: int) -> int:
+    """Number of columns where `upper` touches `lower` from above (see `_contact_columns`)."""
+    return int(_contact_columns(upper, lower, tol).size)
+
+
+def _balanced(load: np.ndarray, contact: np.ndarray) -> bool:
+    """Whether the centre of mass (mean column) of `load` lies over the contact columns."""
+    com = float(np.nonzero(load)[1].mean())
+    return float(contact.min()) - 0.5 <= com <= float(contact.max()) + 0.5
 
 
 def _side_contact_rows(a: np.ndarray, b: np.ndarray, tol: int) -> int:
@@ -123,7 +151,7 @@ def _segments(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: floa
 
 
 def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: float, bg_area: float,
-               min_contact: float) -> bool:
+               min_contact: float, balance: bool = False) -> bool:
     H = seg.shape[0]
     bg_masks, blocks = _segments(seg, tol=tol, min_fragment=min_fragment, min_block=min_block,
                                  bg_area=bg_area)
@@ -133,10 +161,12 @@ def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: flo
     order = sorted(range(len(blocks)), key=lambda i: (-_lowest_rows(blocks[i]).max(),
                                                       -float((blocks[i] * rows).sum() / blocks[i].sum())))
     blocks = [blocks[i] for i in order]
-    for lower, upper in zip(blocks[:-1], blocks[1:]):
-        hits = _below_hits(upper, lower, tol)
+    for i, (lower, upper) in enumerate(zip(blocks[:-1], blocks[1:])):
+        contact = _contact_columns(upper, lower, tol)
         width = min(int(upper.any(0).sum()), int(lower.any(0).sum()))
-        if hits < max(1, int(np.ceil(min_contact * width))):
+        if contact.size < max(1, int(np.ceil(min_contact * width))):
+            return False
+        if balance and not _balanced(np.logical_or.reduce(blocks[i + 1:]), contact):
             return False
     floors = [m for m in bg_masks if m[-1].any() and not m[0].any()]
     if floors:
@@ -150,16 +180,18 @@ def _judge_one(seg: np.ndarray, *, tol: int, min_fragment: float, min_block: flo
 
 
 def stack_is_plausible(label_map, *, tol: int | None = None, min_fragment: float = 0.001,
-                       min_block: float = 0.002, bg_area: float = 0.2, min_contact: float = 0.15) -> Tensor:
+                       min_block: float = 0.002, bg_area: float = 0.2, min_contact: float = 0.15,
+                       balance: bool = False) -> Tensor:
     """[B,H,W] integer segment maps -> [B] bool: one stack, each block on the next, base on the floor.
 
     `tol` (rows of slack for "touching") defaults to max(1, H // 32); area thresholds are fractions
-    of the image. See the module docstring for the rules.
+    of the image; `balance=True` adds rule 6 (centre of mass over each contact). See the module
+    docstring for the rules.
     """
     maps = _as_maps(label_map)
-    tol = max(1, maps.shape[1] // 32) if tol is None else int(tol)
+    tol = default_tol(maps.shape[1]) if tol is None else int(tol)
     out = [_judge_one(m, tol=tol, min_fragment=min_fragment, min_block=min_block, bg_area=bg_area,
-                      min_contact=min_contact) for m in maps]
+                      min_contact=min_contact, balance=balance) for m in maps]
     return torch.tensor(out, dtype=torch.bool)
 
 
@@ -171,7 +203,7 @@ def count_blocks(label_map, *, tol: int | None = None, min_fragment: float = 0.0
     so a sample's count and the judge's view of it agree.
     """
     maps = _as_maps(label_map)
-    tol = max(1, maps.shape[1] // 32) if tol is None else int(tol)
+    tol = default_tol(maps.shape[1]) if tol is None else int(tol)
     out = [len(_segments(m, tol=tol, min_fragment=min_fragment, min_block=min_block, bg_area=bg_area)[1])
            for m in maps]
     return torch.tensor(out, dtype=torch.long)

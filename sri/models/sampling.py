@@ -8,7 +8,7 @@ from torch import Tensor
 from sri.models.blocks import BroadcastDecoder, check_generator
 from sri.models.outputs import SampleOutput
 
-__all__ = ["start_sampling", "decode_sample"]
+__all__ = ["start_sampling", "decode_sample", "sample_output"]
 
 
 def start_sampling(model: nn.Module, n: int, temperature: float, num_slots: int | None,
@@ -29,5 +29,10 @@ def start_sampling(model: nn.Module, n: int, temperature: float, num_slots: int 
 def decode_sample(decoder: BroadcastDecoder, z: Tensor) -> SampleOutput:
     """Decode slots z `[n, K, D]` into images, softmax masks and per-slot images."""
     rgb, logm = decoder.decode_slots(z)
+    return sample_output(rgb, logm, z)
+
+
+def sample_output(rgb: Tensor, logm: Tensor, z: Tensor | None) -> SampleOutput:
+    """Compose decoded slots (rgb `[n, K, 3, H, W]`, log-masks `[n, K, 1, H, W]`) into scenes."""
     masks = logm.exp()
     return SampleOutput(images=(masks * rgb).sum(1), masks=masks, slot_images=rgb, z=z)

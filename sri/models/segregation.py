@@ -1,7 +1,14 @@
-"""GENESIS-v2 segregation VAE: UNet + IC-SM masks + slot posterior heads + broadcast decoder."""
+"""Segregation modules: the common pass record and GENESIS-v2's (UNet + IC-SM + broadcast decoder).
+
+A segregation module turns an image into K randomly ordered slots and decodes slots to images. It
+has `image_size`, `num_slots`, `latent_dim` (the size of the slot latent a prior models) and
+`decoder`, and three methods: `encode(x) -> Segregation`, `reconstruct(x, seg)` (decoding of the
+posterior pass) and `generate(z, generator)` (decoding of prior samples), both returning
+(slot rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]` that exponentiate to a softmax over K).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -15,12 +22,18 @@ __all__ = ["GenesisV2Segregation", "Segregation"]
 
 @dataclass
 class Segregation:
-    """Segregation pass: attention log-masks, slot posterior (randomly ordered) and samples."""
+    """Segregation pass: attention log-masks, slot posterior (randomly ordered) and samples.
+
+    `extra_kl [B]` holds the module's own KL terms for latents the slot prior does not model (e.g.
+    GENESIS's component latents); `context` what `reconstruct` needs beyond z.
+    """
 
     att_log_masks: Tensor  # [B, K, 1, H, W]
     mu: Tensor  # [B, K, D]
     std: Tensor  # [B, K, D]
     z: Tensor  # [B, K, D]
+    extra_kl: Tensor | None = None  # [B]
+    context: dict[str, Tensor] = field(default_factory=dict)
 
 
 class GenesisV2Segregation(nn.Module):
@@ -31,6 +44,7 @@ class GenesisV2Segregation(nn.Module):
         self.image_size = image_size
         self.num_slots = num_slots
         self.slot_dim = slot_dim
+        self.latent_dim = slot_dim
         self.encoder = UNet(image_size, 3, filters=min(slot_dim, 64))
         feat = self.encoder.out_channels
         self.att_process = InstanceColouringSBP(image_size, num_slots, feat_dim=feat)
@@ -60,3 +74,11 @@ class GenesisV2Segregation(nn.Module):
         std = F.softplus(s + 0.5) + 1e-8
         z = mu + std * torch.randn_like(std)
         return Segregation(log_m, mu, std, z)
+
+    def reconstruct(self, x: Tensor, seg: Segregation) -> tuple[Tensor, Tensor]:
+        """Decode the posterior samples: (rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`)."""
+        return self.decoder.decode_slots(seg.z)
+
+    def generate(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Decode prior samples z `[B, K, D]` (deterministic here)."""
+        return self.decoder.decode_slots(z)

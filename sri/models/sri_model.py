@@ -1,4 +1,4 @@
-"""SRI: Segregate (GENESIS-v2), Relate (scene encoder), Imagine (ordered autoregressive slots)."""
+"""The SRI assembly: Segregate (any segregation module), Relate (scene encoder), Imagine (ordered slots)."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,7 +13,6 @@ from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import decode_sample, start_sampling
-from sri.models.segregation import GenesisV2Segregation
 from sri.objectives import image_nll, kl_normal, kl_std_normal, mc_kl_normal
 
 __all__ = ["SRI"]
@@ -28,27 +27,28 @@ def _gather_slots(x: Tensor, order: Tensor) -> Tensor:
 class SRI(nn.Module):
     """The SRI model (paper Sections 3-4). Build it with `sri.models.build_model("sri", ...)`.
 
-    L_seg trains the segregation VAE only; L_SRI sees detached slot samples/means (no gradient into
+    The segregation module (GENESIS-v2's for `sri`) is trained by L_seg with its own independent
+    N(0, I) slot prior; L_SRI trains relate and imagine; L_SRI sees detached slot samples/means (no gradient into
     the segregation VAE). With `shared_decoder=False` (the release) L_SRI and sampling use a second
     decoder of the same architecture; with True they use the segregation decoder (paper text).
     """
 
-    name = "sri"
-
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], segregation: nn.Module) -> None:
         super().__init__()
+        self.name = name
         self.options = dict(options)
         o = self.options
         self.image_size = o["image_size"]
         self.num_slots = o["num_slots"]
         self.slot_dim = o["slot_dim"]
         self.scene_dim = o["scene_dim"]
-        self.segregation = GenesisV2Segregation(o["image_size"], o["num_slots"], o["slot_dim"])
-        self.scene_encoder = (SceneEncoder(o["slot_dim"], o["scene_dim"], o["relation_layers"])
+        self.segregation = segregation
+        D = segregation.latent_dim
+        self.scene_encoder = (SceneEncoder(D, o["scene_dim"], o["relation_layers"])
                               if o["scene_variable"] else None)
-        self.prior = AutoregressivePrior(o["slot_dim"], o["scene_dim"], o["scene_variable"])
-        self.posterior = AutoregressivePosterior(o["slot_dim"], o["scene_dim"], o["scene_variable"])
-        self.sri_decoder = None if o["shared_decoder"] else BroadcastDecoder(o["image_size"], o["slot_dim"])
+        self.prior = AutoregressivePrior(D, o["scene_dim"], o["scene_variable"])
+        self.posterior = AutoregressivePosterior(D, o["scene_dim"], o["scene_variable"])
+        self.sri_decoder = None if o["shared_decoder"] else BroadcastDecoder(o["image_size"], D)
 
     @property
     def decoder(self) -> BroadcastDecoder:
@@ -68,12 +68,14 @@ class SRI(nn.Module):
                              f"{tuple(x.shape)} (build the model with image_size={x.shape[-1]} "
                              "or resize the data)")
 
-    def _scene(self, z_o: Tensor) -> tuple[Tensor | None, Tensor]:
+    def _scene(self, z_o: Tensor, params: dict[str, Tensor] | None = None) -> tuple[Tensor | None, Tensor]:
         """Sample s ~ q(s | z_o) and its KL to N(0, I) (zeros without a scene variable)."""
         if self.scene_encoder is None:
             return None, z_o.new_zeros(z_o.shape[0])
         s_mu, s_std = self.scene_encoder(z_o)
         s = s_mu + s_std * torch.randn_like(s_std)
+        if params is not None:
+            params.update(scene_mu=s_mu, scene_std=s_std)
         return s, kl_std_normal(s_mu, s_std)
 
     def _run(self, x: Tensor, normalized: bool | None = None, decode_seg: bool = True) -> ModelOutput:
@@ -84,12 +86,15 @@ class SRI(nn.Module):
         # 1. Segregate (trained by L_seg only)
         seg = self.segregation.encode(x)
         seg_kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
+        if seg.extra_kl is not None:
+            seg_kl = seg_kl + seg.extra_kl
         if decode_seg:
-            seg_rgb, seg_logm = self.segregation.decoder.decode_slots(seg.z)
+            seg_rgb, seg_logm = self.segregation.reconstruct(x, seg)
             seg_nll = self._nll(x, seg_logm, seg_rgb, normalized)
         # 2. Relate, on detached slot samples
         mu_o, z_o = seg.mu.detach(), seg.z.detach()
-        s, scene_kl = self._scene(z_o)
+        params: dict[str, Tensor] = {}
+        s, scene_kl = self._scene(z_o, params)
         # 3. Imagine: rollout, match, ordered posterior with correlated variances
         r_z = None
         if o["order_alignment"]:
@@ -115,8 +120,10 @@ class SRI(nn.Module):
             terms=terms, recon=(masks * rgb).sum(1), masks=masks, order=order, slot_images=rgb,
             seg_recon=(seg_logm.exp() * seg_rgb).sum(1) if decode_seg else None,
             seg_masks=seg_logm.exp() if decode_seg else None, att_masks=seg.att_log_masks.exp(),
-            extras={"z": z_hat, "mu": mu_hat, "seg_z": seg.z,
-                    **({"rollout_z": r_z} if r_z is not None else {})})
+            extras={"z": z_hat, "mu": mu_hat, "seg_z": seg.z, "q_std": q_std, "prior_mu": p_mu,
+                    "prior_std": p_std, **params,
+                    **({"rollout_z": r_z, "rollout_mu": r_mu, "rollout_std": r_std}
+                       if r_z is not None else {})})
 
     def forward(self, x: Tensor) -> ModelOutput:
         """Full training pass on x `[B, 3, H, W]` in [0, 1]; see `ModelOutput`."""

@@ -2,7 +2,8 @@
 
 All sampling goes through a `torch.Generator` (or a forked, seeded RNG for inference), so a
 figure is a deterministic function of the checkpoint and `seed`. Masks are coloured by slot
-index with one fixed palette and every mask figure carries the Figure 7 legend (slot 1..K).
+index with the one palette of `sri.viz` (the trainer's sample grids use it too) and every mask
+figure carries the Figure 7 legend (slot 1..K).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, TABLES
+from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, ORDERED_POSTERIOR, TABLES
+from sri.viz import colour_masks, slot_colours, to_hwc  # one palette for every figure
 
 # Preferred SRI runs for Figures 12, 13 and 15 (the paper uses SRI-MoG), best first.
 SRI_PREFERENCE = ((2, "sri_mog"), (4, "sri"), (1, "sri"), (2, "sri_g"), (3, "d"))
@@ -33,33 +35,7 @@ def _plt():
     return plt
 
 
-# -- colours and tiles --------------------------------------------------------------------------
-def slot_colours(k: int) -> np.ndarray:
-    """A fixed colour per slot index, `[k, 3]` floats in [0, 1] (slot i keeps its colour for any k)."""
-    import matplotlib
-
-    base = list(matplotlib.colormaps["tab10"].colors)
-    extra = list(matplotlib.colormaps["Set3"].colors) + list(matplotlib.colormaps["Pastel1"].colors)
-    palette = base + extra
-    if k > len(palette):
-        hsv = matplotlib.colormaps["hsv"]
-        palette += [hsv(i / (k - len(palette)))[:3] for i in range(k - len(palette))]
-    return np.asarray(palette[:k], dtype=np.float64)
-
-
-def colour_masks(masks: torch.Tensor) -> np.ndarray:
-    """`[N,K,1,H,W]` masks → `[N,H,W,3]` image with each pixel in its argmax slot's colour."""
-    if masks.dim() == 5:
-        masks = masks[:, :, 0]
-    idx = masks.argmax(dim=1).cpu().numpy()
-    return slot_colours(masks.shape[1])[idx]
-
-
-def to_hwc(images: torch.Tensor) -> np.ndarray:
-    """`[N,3,H,W]` in [0,1] → `[N,H,W,3]` numpy, clipped."""
-    return images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-
-
+# -- tiles (slot colours and mask colouring: sri.viz) -------------------------------------------
 def montage(rows: Sequence[np.ndarray], gap: int = GAP) -> np.ndarray:
     """Tile rows of `[n,H,W,3]` arrays into one white-separated image."""
     h, w = rows[0].shape[1:3]
@@ -317,7 +293,7 @@ def _pick_sri(frs: Sequence[FigureRun], models: _Models, need: str = "sample") -
                                         if (f.table, f.row) in SRI_PREFERENCE else len(SRI_PREFERENCE),
                                         f.table, f.row, str(f.seed)))
     for f in ranked:
-        if str(f.run.config.get("model", "")) != "sri":
+        if str(f.run.config.get("model", "")) not in ORDERED_POSTERIOR:
             continue
         m = models.get(f)
         if m is not None and hasattr(m, need):

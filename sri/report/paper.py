@@ -6,12 +6,17 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sri.data import REAL
+from sri.models.registry import REGISTRY
+
 PAPER_RESULTS = Path(__file__).resolve().parents[2] / "tables" / "paper_results.csv"
-PAPER_DATASETS = ("clevr6", "objects_room", "shapestacks")
+PAPER_DATASETS = REAL  # the datasets of the paper's tables (sri.data's list)
 DATASET_LABELS = {"clevr6": "CLEVR6", "objects_room": "Objects Room", "shapestacks": "ShapeStacks",
                   "blocks": "Blocks (synthetic)", "shapes": "Shapes (synthetic)"}
-# Models whose prior is not autoregressive (no generation order to score).
-NON_AUTOREGRESSIVE = frozenset({"emorl"})
+# Models whose prior is not autoregressive (no generation order to score), and SRI-like models
+# (an order-aligned posterior: imagine, ordered slots); both from the model registry.
+NON_AUTOREGRESSIVE = frozenset(n for n, s in REGISTRY.items() if not s.autoregressive)
+ORDERED_POSTERIOR = frozenset(n for n, s in REGISTRY.items() if s.ordered_posterior)
 
 
 @dataclass(frozen=True)
@@ -60,25 +65,29 @@ class TableSpec:
         return tuple(seen)
 
 
-TABLES: dict[int, TableSpec] = {
-    1: TableSpec(1, "SRI-SA* results (ShapeStacks)", {"sri_sa": "SRI-SA*", "sri": "SRI"},
-                 (("shapestacks", ("fid", "ari_fg", "nelbo_bpd")),)),
-    2: TableSpec(2, "Main quantitative results",
-                 {"emorl": "EMORL", "gen": "GEN", "genv2_g": "GENv2-G", "sri_g": "SRI-G",
-                  "genv2_mog": "GENv2-MoG", "sri_mog": "SRI-MoG", "sri_emorl": "SRI-EMORL"},
-                 (("clevr6", ("fid", "ari_fg")), ("objects_room", ("fid", "ari_fg")),
-                  ("shapestacks", ("fid", "ari_fg", "s_acc")))),
-    3: TableSpec(3, "SRI ablations (SRI-G on ShapeStacks)", {"a": "a", "b": "b", "c": "c", "d": "d"},
-                 (("shapestacks", ("fid", "sri_loss_bpd", "s_acc")),),
-                 row_labels={"a": "a) no scene variable", "b": "b) no learned order",
-                             "c": "c) no crossOrderKL", "d": "d) full SRI-G"}),
-    4: TableSpec(4, "Scene variable ablation (ShapeStacks)",
-                 {"gen": "GEN*", "gen_scene": "GEN+s", "genv2": "GENv2*",
-                  "genv2_scene": "GENv2+s", "sri": "SRI"},
-                 (("shapestacks", ("fid", "nelbo_bpd", "s_acc")),),
-                 row_labels={"gen": "GEN", "gen_scene": "GEN + scene variable", "genv2": "GENv2",
-                             "genv2_scene": "GENv2 + scene variable", "sri": "SRI"}),
+# Column layouts (dataset, metrics) of the paper's tables; titles. Rows and their labels come from
+# `sri.configs.TABLES`, the one list of tables and rows.
+_LAYOUTS: dict[int, tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+    1: ("SRI-SA* results (ShapeStacks)", (("shapestacks", ("fid", "ari_fg", "nelbo_bpd")),)),
+    2: ("Main quantitative results",
+        (("clevr6", ("fid", "ari_fg")), ("objects_room", ("fid", "ari_fg")),
+         ("shapestacks", ("fid", "ari_fg", "s_acc")))),
+    3: ("SRI ablations (SRI-G on ShapeStacks)", (("shapestacks", ("fid", "sri_loss_bpd", "s_acc")),)),
+    4: ("Scene variable ablation (ShapeStacks)", (("shapestacks", ("fid", "nelbo_bpd", "s_acc")),)),
 }
+
+
+def _table(number: int) -> TableSpec:
+    from sri.configs import TABLES as CONFIG_TABLES
+
+    rows = CONFIG_TABLES[number]["rows"]
+    title, layout = _LAYOUTS[number]
+    return TableSpec(number, title, {r: spec.get("paper", spec["label"]) for r, spec in rows.items()},
+                     layout, row_labels={r: spec["label"] for r, spec in rows.items()
+                                         if spec["label"] != spec.get("paper", spec["label"])})
+
+
+TABLES: dict[int, TableSpec] = {n: _table(n) for n in _LAYOUTS}
 
 
 def table_spec(number: int) -> TableSpec:

@@ -21,11 +21,14 @@ LABEL_KEYS = ("sweep", "progress")
 
 
 def config_fingerprint(config: dict[str, Any]) -> str:
-    """A short hash of a run's config without its label entries (`sweep`, `progress`).
+    """A short hash of a run's training options (the keys of `sri.configs.TRAIN_DEFAULTS`) without
+    its labels (`sweep`, `progress`); script-only entries such as `inception_weights` do not count.
 
     Equal for a planned config and the config Sacred stored for that run (JSON-normalised: tuples
     and lists compare equal)."""
-    body = {k: v for k, v in config.items() if k not in LABEL_KEYS}
+    from sri.configs import TRAIN_DEFAULTS
+
+    body = {k: v for k, v in config.items() if k in TRAIN_DEFAULTS and k not in LABEL_KEYS}
     text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 

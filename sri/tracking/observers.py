@@ -283,7 +283,7 @@ def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.P
 
 def SacredRunLogger(run: Any) -> Any:
     """The trainer's logger protocol on top of a Sacred `_run` (log_scalar, info, artifacts)."""
-    from sri.train.trainer import RunLogger
+    from sri.train.loggers import RunLogger
 
     return RunLogger(run)
 

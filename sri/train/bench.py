@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     p = argparse.ArgumentParser(prog="python -m sri.bench train-step", description=__doc__)
-    p.add_argument("--model", default="sri", choices=["sri", "genv2"])
+    from sri.models.registry import IMPLEMENTED
+
+    p.add_argument("--model", default="sri", choices=list(IMPLEMENTED))
     p.add_argument("--likelihood", default="mog", choices=["mog", "gaussian"])
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--num-slots", type=int, default=9)

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import torch
 
 from sri.configs import TABLES, ConfigError, experiment_config
-from sri.train.trainer import MemoryLogger, Trainer
+from sri.train.loggers import MemoryLogger
+from sri.train.trainer import Trainer
 
 __all__ = ["row_for_model", "learning_config", "learn", "plot_curve", "main"]
 

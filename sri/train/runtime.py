@@ -1,8 +1,59 @@
-"""Process-level runtime settings for CPU training."""
+"""Process-level runtime: the device to train on, the CPU allocator, stop signals, machine info.
+
+Nothing here imports torch at module level (`python -m sri.bench` sets OpenMP variables first).
+"""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> cuda:<local_rank> when CUDA is available, else cpu; anything else as given."""
+    import torch
+
+    from sri.configs import ConfigError
+
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available here; use device=cpu or auto")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def threading_is_main() -> bool:
+    """True in the main thread (only there can signal handlers be installed)."""
+    return threading.current_thread() is threading.main_thread()
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_handlers(on_signal: Callable[[int], None]) -> dict[int, Any]:
+    """Call `on_signal(signum)` on SIGTERM/SIGINT instead of dying; the previous handlers (to give
+    to `restore_handlers`). Outside the main thread nothing is installed."""
+    old: dict[int, Any] = {}
+    if threading_is_main():
+        def handler(signum, frame):  # noqa: ARG001
+            on_signal(signum)
+        for sig in STOP_SIGNALS:
+            old[sig] = signal.signal(sig, handler)
+    return old
+
+
+def restore_handlers(old: dict[int, Any]) -> None:
+    """Put back the handlers `install_stop_handlers` replaced."""
+    for sig, h in old.items():
+        signal.signal(sig, h)
 
 
 def tune_cpu_allocator() -> bool:

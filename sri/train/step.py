@@ -1,4 +1,4 @@
-"""One optimisation step with two GECO instances (L_seg and L_SRI) and a non-finite-loss guard."""
+"""One optimisation step: one GECO per loss group of the model (registry), non-finite-loss guard."""
 from __future__ import annotations
 
 import contextlib
@@ -8,11 +8,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from sri.models.registry import LOSS_GROUPS, model_spec
 from sri.objectives import GECO
 
 __all__ = ["make_gecos", "train_step", "unwrap_model", "SRI_KL_TERMS"]
 
-SRI_KL_TERMS = ("scene_kl", "slot_kl", "cross_order_kl")
+SRI_KL_TERMS = LOSS_GROUPS["sri"].kl
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -24,15 +25,12 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 def make_gecos(model: nn.Module, *, goal_per_element: float, geco_lr: float = 1e-6,
                speedup: float = 10.0, alpha: float = 0.99) -> dict[str, GECO]:
-    """GECOs for `model`: "seg" (and "sri" for SRI); goal = target * 3HW, step = lr * 64^2 / H^2."""
+    """One GECO per loss group of `model` (its registry entry); goal = target * 3HW, step = lr * 64^2 / H^2."""
     m = unwrap_model(model)
     size = int(getattr(m, "image_size"))
     goal = float(goal_per_element) * 3 * size * size
     step = float(geco_lr) * 64 ** 2 / size ** 2
-    gecos = {"seg": GECO(goal, step, alpha=alpha, speedup=speedup)}
-    if getattr(m, "name", None) == "sri":
-        gecos["sri"] = GECO(goal, step, alpha=alpha, speedup=speedup)
-    return gecos
+    return {group: GECO(goal, step, alpha=alpha, speedup=speedup) for group in model_spec(m).loss_groups}
 
 
 def _images(batch: Any, device: torch.device) -> Tensor:
@@ -48,11 +46,12 @@ def _images(batch: Any, device: torch.device) -> Tensor:
 def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
                gecos: Mapping[str, GECO], *, scaler: Any = None, amp_dtype: torch.dtype | None = None,
                grad_clip: float | None = None) -> dict[str, float]:
-    """One step of L = GECO_seg(err_seg, KL_seg) + GECO_sri(err_sri, sceneKL + slotKL + crossOrderKL).
+    """One step of L = sum over loss groups g of GECO_g(err_g, KL_g) (`sri.models.LOSS_GROUPS`).
 
+    For SRI: GECO_seg(err_seg, KL_seg) + GECO_sri(err_sri, sceneKL + slotKL + crossOrderKL).
     Errors are batch means of per-image NLLs. When the loss is non-finite, no optimizer step is
     taken, GECO is not updated and `finite` is 0.0. Returns floats: `loss`, every term (batch
-    mean), `beta_seg`, `beta_sri` (SRI only; the betas used in this step) and `finite`.
+    mean), `beta_<group>` per GECO (the betas used in this step) and `finite`.
     Under torch.distributed the finite flag is all-reduced so that all ranks skip together; GECO
     sees this rank's error unless its `update` averages over ranks (the trainer's GECOs do).
     """
@@ -64,17 +63,22 @@ def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
     with amp:
         out = model(x)
     terms = {k: v.float().mean() for k, v in out.terms.items()}
-    geco_seg = gecos["seg"]
-    beta_seg = geco_seg.beta
-    err_seg = terms["seg_nll"]
-    loss = geco_seg.loss(err_seg, terms["seg_kl"], update=False)
-    geco_sri = gecos.get("sri")
-    beta_sri = None
-    if geco_sri is not None and "sri_nll" in terms:
-        beta_sri = geco_sri.beta
-        err_sri = terms["sri_nll"]
-        kl_sri = sum(terms[k] for k in SRI_KL_TERMS)
-        loss = loss + geco_sri.loss(err_sri, kl_sri, update=False)
+    betas: dict[str, float] = {}
+    errs: dict[str, Tensor] = {}
+    loss = None
+    for group, geco in gecos.items():
+        spec = LOSS_GROUPS[group]
+        missing = [k for k in (spec.nll, *spec.kl) if k not in terms]
+        if missing:
+            raise KeyError(f"loss group {group!r} needs the terms {', '.join(missing)}, which the model "
+                           f"does not return (its terms: {', '.join(terms)}); make_gecos gives the groups "
+                           "of the model's registry entry")
+        betas[group], errs[group] = geco.beta, terms[spec.nll]
+        kl = terms[spec.kl[0]]
+        for k in spec.kl[1:]:
+            kl = kl + terms[k]
+        part = geco.loss(errs[group], kl, update=False)
+        loss = part if loss is None else loss + part
     flag = torch.isfinite(loss.detach()).to(torch.float32)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # every DDP rank must skip together, or the gradient all-reduce would hang
@@ -93,14 +97,12 @@ def train_step(model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-        geco_seg.update(err_seg)
-        if beta_sri is not None:
-            geco_sri.update(err_sri)
+        for group, geco in gecos.items():
+            geco.update(errs[group])
     optimizer.zero_grad(set_to_none=True)
     stats = {"loss": float(loss.detach())}
     stats.update({k: float(v.detach()) for k, v in terms.items()})
-    stats["beta_seg"] = float(beta_seg)
-    if beta_sri is not None:
-        stats["beta_sri"] = float(beta_sri)
+    for group, beta in betas.items():
+        stats[f"beta_{group}"] = float(beta)
     stats["finite"] = 1.0 if finite else 0.0
     return stats

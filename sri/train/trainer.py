@@ -1,9 +1,13 @@
-"""The training loop: device, DDP, AMP, checkpoints with exact resume, NaN guard, progress, evaluation.
+"""The training loop (`Trainer`, `train(config)`): AMP, checkpoints with exact resume, NaN guard,
+progress, periodic and final evaluation.
 
-`train(config, run=...)` is what the Sacred scripts call; it never imports Sacred. Progress and
-results go through a small `logger` object (`log_scalar`, `set_info`, `add_artifact`).
-Data order is a pure function of (seed, step), so a run of 2N steps equals N steps + resume + N
-steps bit for bit on CPU.
+`train(config, run=...)` is what the Sacred scripts call; it never imports Sacred. Its parts live
+beside it: logging adapters (`sri.train.loggers`), data order and LR schedule
+(`sri.train.schedule`), RNG state (`sri.train.rng`), device and signals (`sri.train.runtime`),
+DDP (`sri.train.distributed`), run-folder files (`sri.train.rundir`), sample grids (`sri.viz`) and
+the final-evaluation policy (`sri.evaluate.final_evaluation`); their names stay importable from
+here. Data order is a pure function of (seed, step), so a run of 2N steps equals N steps + resume
++ N steps bit for bit on CPU.
 """
 from __future__ import annotations
 
@@ -11,247 +15,47 @@ import copy
 import functools
 import math
 import os
-import random
-import re
 import signal
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
 
 from sri.checkpoint import (CheckpointCorrupt, RunDirLock, RunDirNotWritable, check_writable,
                             load_checkpoint, save_checkpoint, write_error_reason)
 from sri.configs import ConfigError, DATASETS, default_run_dir, validate_config
-from sri.train.runtime import tune_cpu_allocator
+from sri.evaluate import evaluate_run, feature_extractor_name, final_evaluation
+from sri.train.distributed import (_DDP, _allreduce_update, any_rank, barrier, gather_rng,
+                                   init_process_group, leave_process_group, rank_rng,
+                                   world_info, wrap_ddp)
+from sri.train.loggers import Logger, MemoryLogger, NullLogger, RunLogger, as_logger
+from sri.train.rng import rng_state, seed_everything, set_rng_state
+from sri.train.rundir import (ARCHIVE_DIR, CKPT_RE, SAMPLES_RE, archive_previous_run, checkpoint_name,
+                              list_checkpoints, prune_checkpoints, samples_name, set_aside)
+from sri.train.runtime import (install_stop_handlers, resolve_device, restore_handlers,
+                               threading_is_main, tune_cpu_allocator)
+from sri.train.schedule import StepBatchSampler, lr_factor
+from sri.train.step import unwrap_model
+from sri.viz import SLOT_PALETTE as PALETTE
+from sri.viz import mask_colors, write_sample_grid
 
-CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.pt$")
-SAMPLES_RE = re.compile(r"^samples_(\d{8,})\.png$")
-ARCHIVE_DIR = "archive"  # resume=False moves an earlier run's checkpoints to archive/<timestamp>/
+# names that lived here before the split, kept importable from sri.train.trainer
+__all__ = ["ARCHIVE_DIR", "CKPT_RE", "PALETTE", "SAMPLES_RE", "Logger", "MemoryLogger", "NullLogger",
+           "RunLogger", "StepBatchSampler", "Trainer", "TrainingInterrupted", "_DDP",
+           "_allreduce_update", "_unwrap", "as_logger", "feature_extractor_name", "list_checkpoints",
+           "lr_factor", "mask_colors", "resolve_device", "rng_state", "seed_everything",
+           "set_rng_state", "threading_is_main", "train", "write_sample_grid"]
 
-
-# ---------------------------------------------------------------------------------------------
-# Logging callbacks
-# ---------------------------------------------------------------------------------------------
-class Logger(Protocol):
-    """What the trainer reports to (the Sacred side adapts `_run` to this)."""
-
-    def log_scalar(self, name: str, value: float, step: int) -> None: ...
-    def set_info(self, key: str, value: Any) -> None: ...
-    def add_artifact(self, path: str, name: str | None = None) -> None: ...
-
-
-class NullLogger:
-    """Discards everything; the default outside Sacred."""
-
-    def log_scalar(self, name: str, value: float, step: int) -> None:
-        pass
-
-    def set_info(self, key: str, value: Any) -> None:
-        pass
-
-    def add_artifact(self, path: str, name: str | None = None) -> None:
-        pass
-
-
-class MemoryLogger(NullLogger):
-    """Keeps scalars, info and artifact paths in dicts (handy in notebooks and tests)."""
-
-    def __init__(self) -> None:
-        self.scalars: dict[str, list[tuple[int, float]]] = {}
-        self.info: dict[str, Any] = {}
-        self.artifacts: list[str] = []
-
-    def log_scalar(self, name: str, value: float, step: int) -> None:
-        self.scalars.setdefault(name, []).append((int(step), float(value)))
-
-    def set_info(self, key: str, value: Any) -> None:
-        self.info[key] = value
-
-    def add_artifact(self, path: str, name: str | None = None) -> None:
-        self.artifacts.append(str(path))
-
-
-class RunLogger(NullLogger):
-    """Duck-typed adapter for an object with `log_scalar`, an `info` dict and `add_artifact`."""
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-
-    def log_scalar(self, name: str, value: float, step: int) -> None:
-        self.run.log_scalar(name, float(value), int(step))
-
-    def set_info(self, key: str, value: Any) -> None:
-        self.run.info[key] = value
-
-    def add_artifact(self, path: str, name: str | None = None) -> None:
-        self.run.add_artifact(str(path), name=name)
-
-
-def as_logger(run: Any) -> Logger:
-    """A Logger for `run`: itself if it already is one, an adapter for a Sacred-like run, or a no-op."""
-    if run is None:
-        return NullLogger()
-    if all(hasattr(run, m) for m in ("log_scalar", "set_info", "add_artifact")):
-        return run
-    if hasattr(run, "log_scalar") and hasattr(run, "info"):
-        return RunLogger(run)
-    raise TypeError(f"cannot log to {type(run).__name__}: need log_scalar/set_info/add_artifact")
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers: devices, RNG, data order
-# ---------------------------------------------------------------------------------------------
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:<local_rank> when CUDA is available, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available here; use device=cpu or auto")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
-    return dev
-
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG the training loop touches: torch (CPU), CUDA, numpy, python.
-
-    Only tensors, numbers, strings, lists and tuples, so that a checkpoint holding it loads with
-    `torch.load(weights_only=True)` (numpy's state is stored as a tensor, not a pickled array).
-    """
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    numpy_state = {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                   "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
-    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` captured."""
-    torch.set_rng_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
-    npst = state["numpy"]
-    if isinstance(npst, dict):  # the safe format written by rng_state
-        keys = npst["keys"].cpu().numpy() if hasattr(npst["keys"], "cpu") else np.asarray(npst["keys"])
-        npst = (npst["kind"], keys.astype(np.uint32), int(npst["pos"]), int(npst["has_gauss"]),
-                float(npst["cached_gaussian"]))
-    np.random.set_state(npst)
-    py = state["python"]
-    # a list after a round trip through some serialisers; random.setstate needs tuples
-    random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class StepBatchSampler(torch.utils.data.Sampler):
-    """Yields this rank's share of the global batch for steps `start, start+1, …`.
-
-    Epoch e is a permutation seeded by (seed, e); global batch j of an epoch is its slice
-    [j*B, (j+1)*B); rank r of W takes positions [r*B/W, (r+1)*B/W) of it. The order is a pure
-    function of (seed, step), which makes resume exact.
-    """
-
-    def __init__(self, num_items: int, global_batch: int, seed: int, start_step: int = 0,
-                 rank: int = 0, world_size: int = 1, stop_step: int | None = None) -> None:
-        if num_items < global_batch:
-            raise ConfigError(f"the dataset has {num_items} items, fewer than batch_size={global_batch}")
-        if global_batch % world_size:
-            raise ConfigError(f"batch_size={global_batch} is not divisible by the {world_size} processes")
-        self.n, self.b, self.seed = num_items, global_batch, seed
-        self.start, self.stop = start_step, stop_step
-        self.rank, self.world = rank, world_size
-        self.per_epoch = num_items // global_batch
-        self._perm_epoch, self._perm = -1, None
-
-    def indices(self, step: int) -> list[int]:
-        """This rank's item indices for a global step."""
-        epoch, j = divmod(step, self.per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
-        local = self.b // self.world
-        lo = j * self.b + self.rank * local
-        return self._perm[lo:lo + local].tolist()
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start
-        while self.stop is None or step < self.stop:
-            yield self.indices(step)
-            step += 1
-
-    def __len__(self) -> int:
-        if self.stop is None:
-            raise TypeError("infinite sampler")
-        return max(0, self.stop - self.start)
-
-
-def lr_factor(step: int, warmup: int, decay_every: int, decay_rate: float) -> float:
-    """Linear warm-up over `warmup` steps, then x`decay_rate` every `decay_every` steps."""
-    f = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-    if decay_every > 0:
-        f *= decay_rate ** (step // decay_every)
-    return f
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, path) of the checkpoints in a run directory, oldest first."""
-    d = Path(run_dir)
-    if not d.is_dir():
-        return []
-    out = []
-    for p in d.iterdir():
-        m = CKPT_RE.match(p.name)
-        if m:
-            out.append((int(m.group(1)), p))
-    return sorted(out)
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, torch.nn.Module):
-            return model
-        model = inner
-
-
-class _DDP(torch.nn.parallel.DistributedDataParallel):
-    """DDP that forwards unknown attributes (`name`, `options`, `sample`, …) to the model."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.module, name)
-
-
-def _allreduce_update(original, device: torch.device, err: Any) -> None:
-    """GECO.update with the error averaged over ranks, so every rank keeps the same GECO state."""
-    e = float(err.detach()) if isinstance(err, torch.Tensor) else float(err)
-    t = torch.tensor([e], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    original(float(t.item()) / dist.get_world_size())
+_unwrap = unwrap_model
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised after SIGTERM/SIGINT once the checkpoint is written."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Trainer
-# ---------------------------------------------------------------------------------------------
 class Trainer:
     """One training run described by a flat config (see `sri.configs.TRAIN_DEFAULTS`).
 
@@ -263,9 +67,7 @@ class Trainer:
                  trust_checkpoint: bool = False) -> None:
         self.config = validate_config(config)
         self.logger: Logger = logger or NullLogger()
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.world, self.rank, self.local_rank = world_info()
         # absolute, so that the paths a run records are valid from any working directory
         self.run_dir = Path(self.config["run_dir"] or default_run_dir(self.config)).absolute()
         # load old-format (pickled) checkpoints on resume; they can run code, so opt-in only
@@ -334,21 +136,9 @@ class Trainer:
         return train_step(model, batch, optimizer, gecos, **kw)
 
     def evaluate(self, model: torch.nn.Module, metrics: list[str], *, final: bool) -> dict[str, float]:
-        """`sri.evaluate.evaluate` with the paper's protocol (final) or small sizes (periodic)."""
-        from sri.evaluate import evaluate
-
-        c = self.config
-        if final:
-            sizes = {"num_fid": c["num_fid"], "num_ari": c["num_ari"], "num_bpd": c["num_bpd"],
-                     "num_sacc": c["num_sacc"]}
-        else:
-            sizes = {k: c["eval_num"] for k in ("num_fid", "num_ari", "num_bpd", "num_sacc")}
-        # evaluate sizes synthetic splits itself; pass only the other data options
-        data_kw = {k: v for k, v in c["data_options"].items() if k != "num"}
-        return evaluate(model, dataset=c["dataset"], root=self.data_root(), metrics=tuple(metrics),
-                        device=self.device, batch_size=c["eval_batch_size"],
-                        feature_extractor=feature_extractor_name(c["fid_feature_extractor"]),
-                        progress=self._tty(), dataset_kwargs=data_kw or None, **sizes)
+        """`sri.evaluate.evaluate_run`: the paper's protocol (final) or small sizes (periodic)."""
+        return evaluate_run(model, metrics, self.config, final=final, root=self.data_root(),
+                            device=self.device, progress=self._tty())
 
     # ---- small utilities -------------------------------------------------------------------
     def _tty(self) -> bool:
@@ -365,12 +155,8 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def _state(self, step: int) -> dict[str, Any]:
-        model = _unwrap(self.model)
-        rng = rng_state()
-        if self.world > 1:
-            ranks: list[Any] = [None] * self.world
-            dist.all_gather_object(ranks, rng)
-            rng = dict(rng, ranks=ranks)
+        model = unwrap_model(self.model)
+        rng = gather_rng(rng_state(), self.world)  # collective under DDP
         return {
             "model_name": getattr(model, "name", self.config["model"]),
             "model_options": copy.deepcopy(getattr(model, "options", self.config["model_options"])),
@@ -394,47 +180,36 @@ class Trainer:
         non-finite losses) keeps the previous checkpoint as the one the NaN guard goes back to.
         """
         state = self._state(step)  # collective under DDP: every rank calls it
-        path = self.run_dir / f"ckpt_{step:08d}.pt"
+        path = self.run_dir / checkpoint_name(step)
         if self.rank == 0:
             try:
                 save_checkpoint(path, state)
             except OSError as e:
                 raise RunDirNotWritable(f"cannot write checkpoints to {self.run_dir}: "
                                         f"{write_error_reason(e)}") from None
-            mine = [w for w in self._written if w != str(path)] + [str(path)]
-            mine.sort(key=lambda w: int(CKPT_RE.match(Path(w).name).group(1)))
-            keep = self.config["keep_checkpoints"]
-            if keep > 0:
-                for old in mine[:-keep]:
-                    if self._last_good is not None and old == str(self._last_good) and not good:
-                        continue
-                    Path(old).unlink(missing_ok=True)
-                    mine.remove(old)
-            self._written = mine
+            protect = str(self._last_good) if self._last_good is not None and not good else None
+            self._written = prune_checkpoints(self._written, str(path), self.config["keep_checkpoints"],
+                                              protect)
             self._info("checkpoint", str(path))
             self._info("checkpoints", list(self._written))
         if good:
             self._last_good = path
-        if self.world > 1:
-            dist.barrier()
+        barrier(self.world)
         return path
 
     def _load_states(self, ckpt: dict[str, Any], *, restore_rng: bool) -> None:
-        _unwrap(self.model).load_state_dict(ckpt["model_state"])
+        unwrap_model(self.model).load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
             if k in ckpt["gecos"]:
                 g.load_state_dict(ckpt["gecos"][k])
         if restore_rng:
-            rng = ckpt["rng"]
-            if self.world > 1 and "ranks" in rng and len(rng["ranks"]) == self.world:
-                rng = rng["ranks"][self.rank]
-            set_rng_state(rng)
+            set_rng_state(rank_rng(ckpt["rng"], self.world, self.rank))
 
     def _init_from(self, path: Path) -> int:
         """Start from the weights, GECO states (and optimizer state, if stored) of `path`; its step."""
         ckpt = load_checkpoint(path, map_location=self.device)  # weights_only: safe
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         if ckpt.get("model_name") != getattr(model, "name", None) or ckpt.get("model_options") != model.options:
             raise ConfigError(f"init_checkpoint {path} holds model {ckpt.get('model_name')} "
                               f"{ckpt.get('model_options')}, not this run's {getattr(model, 'name', None)} "
@@ -445,7 +220,10 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
             if k in ckpt.get("gecos", {}):
-                g.load_state_dict(ckpt["gecos"][k])
+                # only the state: goal, step size and the rest come from this run's config, so
+                # that a run can continue a checkpoint with another GECO goal
+                g.load_state_dict({key: ckpt["gecos"][k][key] for key in ("beta", "err_ema")
+                                   if key in ckpt["gecos"][k]})
         step = int(ckpt.get("step", 0))
         self._info("initialised_from", {"path": str(path), "step": step})
         self._say(f"starting from {path} (step {step})")
@@ -454,7 +232,7 @@ class Trainer:
     def _check_compatible(self, ckpt: dict[str, Any], path: Path) -> None:
         c = self.config
         theirs = ckpt.get("config", {})
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         mine_opts = getattr(model, "options", c["model_options"])
         if ckpt.get("model_name") != getattr(model, "name", c["model"]) or ckpt.get("model_options") != mine_opts:
             raise ConfigError(f"{path} holds a different model ({ckpt.get('model_name')} "
@@ -467,34 +245,24 @@ class Trainer:
 
     # ---- signals ---------------------------------------------------------------------------
     def _install_signals(self) -> dict[int, Any]:
-        old: dict[int, Any] = {}
-        if threading_is_main():
-            def handler(signum, frame):  # noqa: ARG001
-                self._stop_signal = signum
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                old[sig] = signal.signal(sig, handler)
-        return old
+        def on_signal(signum: int) -> None:
+            self._stop_signal = signum
+        return install_stop_handlers(on_signal)
 
     def _should_stop(self) -> bool:
         return self._sync_flag(self._stop_signal is not None)
 
     def _sync_flag(self, flag: bool) -> bool:
         """True on every rank when it is true on any rank (so all ranks stop at the same step)."""
-        if self.world > 1:
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            flag = bool(t.item() > 0)
-        return flag
+        return any_rank(flag, self.world, self.device)
 
     # ---- main ------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to `steps` (resuming if possible), evaluate, and return a small result dict."""
         c = self.config
         own_pg = False
-        if self.world > 1 and not dist.is_initialized():
-            dev = resolve_device(c["device"], self.local_rank)
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-            own_pg = True
+        if self.world > 1:
+            own_pg = init_process_group(resolve_device(c["device"], self.local_rank))
         try:
             if self.rank == 0:
                 # fail at the start, not at the first checkpoint: folder usable, nobody else in it
@@ -505,8 +273,8 @@ class Trainer:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
-            if own_pg and dist.is_initialized():
-                dist.destroy_process_group()
+            if own_pg:
+                leave_process_group()
 
     def _fit(self) -> dict[str, Any]:
         c = self.config
@@ -560,10 +328,7 @@ class Trainer:
         if c["compile"]:
             step_model = torch.compile(model)
         if self.world > 1:
-            step_model = _DDP(step_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                              find_unused_parameters=True)
-            for g in self.gecos.values():
-                g.update = functools.partial(_allreduce_update, g.update, self.device)
+            step_model = wrap_ddp(step_model, self.gecos, self.device)
         amp_dtype = torch.bfloat16 if c["amp"] in ("bf16", True) else None
         step_kw = {"amp_dtype": amp_dtype, "grad_clip": c["grad_clip"] or None}
 
@@ -640,10 +405,9 @@ class Trainer:
                     break
         finally:
             bar.close()
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
+            restore_handlers(old_handlers)
 
-        final_path = self.run_dir / f"ckpt_{step:08d}.pt"
+        final_path = self.run_dir / checkpoint_name(step)
         if not final_path.exists() or start < step:
             final_path = self.save(step)
         self._info("checkpoint", str(final_path))
@@ -674,11 +438,7 @@ class Trainer:
                                             f"checkpoint")
             except (CheckpointCorrupt, FileNotFoundError) as e:
                 if self.rank == 0 and path.exists():
-                    aside = path.with_name(path.name + ".corrupt")
-                    n = 1
-                    while aside.exists():
-                        aside, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
-                    os.replace(path, aside)
+                    aside = set_aside(path)
                     bad.append(str(aside))
                     self._say(f"WARNING: {e}; renamed it to {aside.name} and falling back to the "
                               f"previous checkpoint")
@@ -695,21 +455,12 @@ class Trainer:
         """resume=False: move an earlier run's checkpoints and sample grids out of the way, into
         `archive/<timestamp>/` (never deleted, never resumed from, never pruned by this run)."""
         if self.rank == 0:
-            old = [p for _, p in list_checkpoints(self.run_dir)]
-            old += [p for p in self.run_dir.iterdir() if SAMPLES_RE.match(p.name)] if old else []
-            if old:
-                base = self.run_dir / ARCHIVE_DIR / time.strftime("%Y%m%d-%H%M%S")
-                dest, n = base, 1
-                while dest.exists():
-                    dest, n = base.with_name(f"{base.name}-{n}"), n + 1
-                dest.mkdir(parents=True)
-                for p in old:
-                    os.replace(p, dest / p.name)
+            dest = archive_previous_run(self.run_dir)
+            if dest is not None:
                 self._info("archived_previous_run", str(dest))
                 self._say(f"resume=False: moved the earlier run's checkpoints in {self.run_dir} to "
                           f"{dest} (kept, not resumed from)")
-        if self.world > 1:
-            dist.barrier()
+        barrier(self.world)
 
     def _reload_last_good(self, initial: dict[str, Any], bad: int, reloads: int) -> None:
         """After `max_nonfinite` non-finite steps in a row, go back to the last good weights."""
@@ -730,7 +481,7 @@ class Trainer:
     def _guarded(self, fn, *args, **kw):
         """Run fn without disturbing the training RNG streams (evaluation, sampling)."""
         state = rng_state()
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         was_training = model.training
         model.eval()
         try:
@@ -742,139 +493,36 @@ class Trainer:
 
     def _periodic_eval(self, step: int) -> None:
         if self.rank == 0:
-            res = self._guarded(self.evaluate, _unwrap(self.model), self.config["eval_metrics"], final=False)
+            res = self._guarded(self.evaluate, unwrap_model(self.model), self.config["eval_metrics"], final=False)
             for k, v in res.items():
                 self._scalar(f"eval_{k}", v, step)
-        if self.world > 1:
-            dist.barrier()
+        barrier(self.world)
 
     def _final_eval(self, step: int) -> dict[str, float]:
-        """The paper's metrics for this table. A metric that cannot run (torch-fidelity or the
-        Inception weights missing, an error inside one metric) is skipped with a warning that is
-        printed and recorded in the run (`info["metrics_skipped"]`); every other metric is still
-        computed and logged, and the run still completes."""
-        metrics = list(self.config["final_metrics"])
+        """The paper's metrics for this table (`sri.evaluate.final_evaluation`, on rank 0): a metric
+        that cannot run is skipped with a warning recorded in the run; the run still completes."""
         results: dict[str, float] = {}
-        skipped: dict[str, str] = {}
-
-        def attempt(names: list[str], fn, *args, **kw) -> dict[str, float] | None:
-            try:
-                return self._guarded(fn, *args, **kw)
-            except Exception as e:  # noqa: BLE001 - one metric must not sink the finished run
-                reason = (e.args[0] if isinstance(e, KeyError) and e.args else str(e)) or type(e).__name__
-                for name in names:
-                    skipped[name] = f"{type(e).__name__}: {reason}"
-                    print(f"[sri] WARNING: {name} skipped: {skipped[name]}", file=sys.stderr)
-                return None
-
-        if self.rank == 0 and metrics:
-            model = _unwrap(self.model)
-            others = [m for m in metrics if m != "fid"]
-            if others:
-                # all together (they share data passes); one by one if that fails
-                got = attempt(others, self.evaluate, model, others, final=True) if len(others) > 1 else None
-                if got is None:
-                    skipped.clear()
-                    for m in others:
-                        got_one = attempt([m], self.evaluate, model, [m], final=True)
-                        results.update(got_one or {})
-                else:
-                    results.update(got)
-            if "fid" in metrics:
-                results.update(attempt(["fid"], self.evaluate, model, ["fid"], final=True) or {})
-                if "fid" in skipped:
-                    self._info("fid_skipped", skipped["fid"])
-            n_order = self.config["num_order"]
-            if n_order and hasattr(model, "sample"):
-                from sri.metrics.order import order_consistency_from_model
-
-                oc = attempt(["order_consistency"], order_consistency_from_model, model,
-                             num_samples=n_order, batch_size=self.config["eval_batch_size"], seed=0)
-                if oc is not None:
-                    results["order_consistency"] = oc["order_consistency"]
-            if skipped:
-                self._info("metrics_skipped", dict(skipped))
-            for k, v in results.items():
-                self._scalar(k, v, step)
-            self._info("final_metrics", {k: float(v) for k, v in results.items()})
-        if self.world > 1:
-            dist.barrier()
-        return {k: float(v) for k, v in results.items()}
+        if self.rank == 0:
+            results = final_evaluation(
+                unwrap_model(self.model), self.config["final_metrics"],
+                functools.partial(self.evaluate, final=True), num_order=self.config["num_order"],
+                batch_size=self.config["eval_batch_size"], guard=self._guarded, logger=self.logger,
+                step=step)
+        barrier(self.world)
+        return results
 
     def _save_samples(self, step: int, n: int = 16) -> None:
         """A small PNG grid of samples (top) and their argmax slot masks (bottom) as an artifact."""
-        model = _unwrap(self.model)
+        model = unwrap_model(self.model)
         if self.rank != 0 or not hasattr(model, "sample"):
             return
         try:
             out = self._guarded(model.sample, n, generator=torch.Generator().manual_seed(0))
         except TypeError:
             out = self._guarded(model.sample, n)
-        path = self.run_dir / f"samples_{step:08d}.png"
+        path = self.run_dir / samples_name(step)
         write_sample_grid(out.images, out.masks, path)
-        self.logger.add_artifact(str(path), name=f"samples_{step:08d}.png")
-
-
-def feature_extractor_name(spec: str) -> str:
-    """A registered FID feature-extractor name; "pkg.module:Class" is imported and registered first."""
-    if ":" not in spec:
-        return spec
-    import importlib
-
-    from sri.metrics import register_feature_extractor
-    from sri.metrics.fid import torch_fidelity_api
-
-    module, cls_name = spec.split(":", 1)
-    if spec not in torch_fidelity_api().registry:
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"fid_feature_extractor={spec!r}: cannot import {cls_name} from "
-                              f"{module} ({e})") from None
-        register_feature_extractor(spec, cls)
-    return spec
-
-
-def threading_is_main() -> bool:
-    """True in the main thread (only there can signal handlers be installed)."""
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
-                    [0, 128, 128], [220, 190, 255]], dtype=np.uint8)
-
-
-def mask_colors(masks: torch.Tensor) -> np.ndarray:
-    """Argmax over slots of masks [n,K,1,H,W] -> colour images uint8 [n,H,W,3]."""
-    idx = masks.float().squeeze(2).argmax(1).cpu().numpy()
-    return PALETTE[idx % len(PALETTE)]
-
-
-def write_sample_grid(images: torch.Tensor, masks: torch.Tensor | None, path: str | os.PathLike,
-                      cols: int = 8) -> Path:
-    """Save images [n,3,H,W] in [0,1] (and their slot masks below) as one PNG."""
-    from PIL import Image
-
-    imgs = (images.detach().float().clamp(0, 1).cpu().permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    rows = [imgs]
-    if masks is not None:
-        rows.append(mask_colors(masks))
-    n, h, w, _ = imgs.shape
-    cols = min(cols, n)
-    nrow = math.ceil(n / cols)
-    canvas = np.full((len(rows) * nrow * (h + 2), cols * (w + 2), 3), 255, dtype=np.uint8)
-    for r, block in enumerate(rows):
-        for i in range(n):
-            y = (r * nrow + i // cols) * (h + 2)
-            x = (i % cols) * (w + 2)
-            canvas[y:y + h, x:x + w] = block[i]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
-    return path
+        self.logger.add_artifact(str(path), name=path.name)
 
 
 def train(config: dict[str, Any], run: Any = None, *, logger: Logger | None = None,
@@ -884,3 +532,4 @@ def train(config: dict[str, Any], run: Any = None, *, logger: Logger | None = No
     `trust_checkpoint` allows resuming from an old-format checkpoint that needs a full unpickle.
     """
     return trainer_cls(config, logger=logger or as_logger(run), trust_checkpoint=trust_checkpoint).fit()
+
