@@ -309,3 +309,24 @@ def test_sri_command_lists_sweep():
     from sri.cli import main
 
     assert main(["--help"]) == 0
+
+
+def test_status_interrupted_when_its_holder_is_gone(tmp_path):
+    store = tmp_path / "runs"
+    planned = plan_sweep(3, rows=["a"], seeds=[0], preset="smoke")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    open_claims(str(store)).create({**new_claim(planned[0].key, sweep="x", name="n", launcher="local"),
+                                    "state": "interrupted", "pid": dead.pid})
+    assert list(sweep_status(planned, resolve_store(str(store)))["state"]) == ["interrupted"]
+
+
+def test_slurm_launcher_without_sbatch_says_so_and_releases_the_claims(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    store = tmp_path / "runs"
+    args = ["3", "--preset", "smoke", "--seeds", "0", "--rows", "a,b", "--store", str(store)]
+    assert sweep_cli([*args, "--launcher", "slurm"]) == 2
+    assert "sbatch not found" in capsys.readouterr().err
+    assert {c["state"] for c in open_claims(str(store)).all()} == {"failed"}
+    assert sweep_cli([*args, "--dry-run"]) == 0  # released: the next sweep launches them
+    assert "2 to launch" in capsys.readouterr().out

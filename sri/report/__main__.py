@@ -141,10 +141,18 @@ def _runs(args: argparse.Namespace) -> int:
         value = getattr(args, col)
         if value is not None:
             frame = frame[frame[col] == value]
+    if args.csv == "-":
+        try:
+            frame.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --csv - | head`
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if args.csv:
-        frame.to_csv(sys.stdout if args.csv == "-" else args.csv, index=False)
-        if args.csv != "-":
-            print(f"{len(frame)} runs written to {args.csv}", file=sys.stderr)
+        frame.to_csv(args.csv, index=False)
+        print(f"{len(frame)} runs written to {args.csv}", file=sys.stderr)
         return 0
     if frame.empty:
         print("no runs", file=sys.stderr)

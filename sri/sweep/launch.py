@@ -134,10 +134,17 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
 def launch_slurm(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, sweep: str, options: Any,
                  runs_dir: str | None = None, out=None) -> dict[str, str]:
     """Submit one SLURM job per claimed run; returns name -> job id."""
+    import shutil
+
     from sri.sweep.slurm import SweepJob, job_folder, make_executor
 
     out = out or sys.stdout
     claims = open_claims(store)
+    if shutil.which("sbatch") is None:
+        for p, token in chosen:
+            claims.update(p.key, token, state="failed")  # release: nothing was queued
+        raise RuntimeError("sbatch not found: --launcher slurm needs the SLURM client commands on "
+                           "PATH (run on the cluster's login node, or use --launcher local)")
     folder = job_folder(sweep_folder(store, runs_dir), sweep)
     submitted: dict[str, str] = {}
     for p, token in chosen:
@@ -147,9 +154,11 @@ def launch_slurm(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
                        str(log_file(store, sweep, p, runs_dir)))
         try:
             submitted_job = executor.submit(job)
-        except Exception:
-            claims.update(p.key, token, state="failed")  # release: nothing was queued
-            raise
+        except Exception as e:
+            for q, t in chosen[len(submitted):]:
+                claims.update(q.key, t, state="failed")  # release: nothing was queued for these
+            raise RuntimeError(f"submitting {p.name} failed ({type(e).__name__}: {e}); "
+                               f"{len(submitted)} job(s) were submitted before") from None
         submitted[p.name] = str(submitted_job.job_id)
         claims.update(p.key, token, job_id=str(submitted_job.job_id))
         print(f"[sweep] submitted {p.name}: job {submitted_job.job_id}", file=out, flush=True)

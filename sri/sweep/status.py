@@ -12,14 +12,15 @@ STATUS_COLUMNS = ["row", "dataset", "seed", "state", "step", "job_id", "run_id",
 
 
 def _state(claim: dict[str, Any] | None, latest: Any, slurm: dict[str, str] | None) -> str:
-    """queued / running / completed / failed / not submitted, for a run not COMPLETED in the store."""
+    """queued / running / interrupted / failed / not submitted, for a run not COMPLETED in the store."""
     if claim is not None:
         job = str(claim.get("job_id") or "")
         if claim.get("launcher") == "slurm" and job and slurm is not None and job in slurm:
             return "running" if slurm[job] in ("RUNNING", "COMPLETING") else "queued"
         if holder_alive(claim, slurm):
             return "running" if claim.get("state") == "running" else "queued"
-        return "failed"
+        # stopped at a checkpoint and not requeued: the next `sri sweep` resumes it
+        return "interrupted" if claim.get("state") == "interrupted" else "failed"
     if latest is not None:
         return "running" if latest["status"] in ("RUNNING", "QUEUED") else "failed"
     return "not submitted"
