@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-steps", type=int, default=None,
                    help="training steps per model for --make-checkpoints (default: the recorded recipe's)")
     p.add_argument("--rows", default=None, help="with --make-checkpoints: only these rows (comma-separated)")
+    p.add_argument("--start-stage", type=int, default=1,
+                   help="with --make-checkpoints: start at this stage of the recipe, from the earlier "
+                        "stage's export in runs/demo-checkpoints/<row>/ (default 1: from scratch)")
     p.add_argument("--checkpoint-dir", default=str(CHECKPOINTS),
                    help="where --make-checkpoints writes and the demo reads checkpoints")
     return p
@@ -97,7 +100,12 @@ def train_runs(store: Path, *, minutes: float, seed: int, smoke: bool, from_scra
             extra.append(f"time_limit={int(minutes * 60)}")
             ck = None if from_scratch else shipped_checkpoint(row, checkpoint_dir)
             if ck is not None:
+                from sri.demo_checkpoints import CONTINUE_GECO_GOAL
+
+                # continue with the goal of the recipe's last stage (docs/LEARNING.md)
                 extra.append(f"init_checkpoint={ck}")
+                if CONTINUE_GECO_GOAL is not None:
+                    extra.append(f"geco_goal={CONTINUE_GECO_GOAL:g}")
             started[row] = f"from {ck}" if ck is not None else "from scratch"
         cmd = run_command(row, store, seed=seed, smoke=smoke, extra=extra)
         print(f"\n[demo] training {label}: {shlex.join(cmd[1:])}", flush=True)
@@ -263,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sri.demo_checkpoints import make_checkpoints
 
         make_checkpoints(Path(args.checkpoint_dir), steps=args.checkpoint_steps, seed=args.seed,
-                         rows=args.rows.split(",") if args.rows else None)
+                         rows=args.rows.split(",") if args.rows else None, start_stage=args.start_stage)
         return 0
     store, tables, figures = Path(args.store), Path(args.tables), Path(args.figures)
     t0 = time.time()

@@ -63,6 +63,37 @@ def test_init_checkpoint_keeps_this_runs_geco_settings(tmp_path):
     assert ck["gecos"]["seg"]["beta"] == pytest.approx(src["gecos"]["seg"]["beta"])
 
 
+def test_init_checkpoint_written_before_the_models_became_compositions(tmp_path):
+    """Regression: a GENv2 export with the old parameter names (prior_lstm.*, ...) failed with a
+    KeyError when a run started from it; the shipped demo checkpoints are such files."""
+    train(_cfg(tmp_path / "a", 2))
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    ck = load_checkpoint(dst)
+    old = {"prior.lstm.": "prior_lstm.", "prior.linear.": "prior_linear."}
+    renamed = {}
+    for k, v in ck["model_state"].items():
+        for new, legacy in old.items():
+            if k.startswith(new):
+                k = legacy + k[len(new):]
+        renamed[k] = v
+    assert any(k.startswith("prior_lstm.") for k in renamed)
+    ck["model_state"] = renamed
+    torch.save(ck, dst)
+    log = MemoryLogger()
+    res = train(_cfg(tmp_path / "b", 3, init_checkpoint=str(dst)), logger=log)
+    assert res["step"] == 3 and log.info["initialised_from"]["step"] == 2
+    model, _ = load_model(dst)  # and the plain loader maps them too
+    assert model.prior.lstm.weight_ih_l0.dtype == torch.float32
+
+
+def test_shipped_demo_checkpoints_load_into_the_current_models():
+    from pathlib import Path
+
+    for f in sorted((Path(__file__).resolve().parents[1] / "demo_checkpoints").glob("*.pt")):
+        model, ck = load_model(f)
+        assert model.name == ck["model_name"]
+
+
 def test_init_checkpoint_of_another_model_is_refused(tmp_path):
     train(_cfg(tmp_path / "a", 2))
     dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")

@@ -215,7 +215,10 @@ class Trainer:
                               f"{ckpt.get('model_options')}, not this run's {getattr(model, 'name', None)} "
                               f"{model.options}; use a checkpoint of the same model and options")
         ref = model.state_dict()
-        model.load_state_dict({k: v.to(ref[k].dtype) for k, v in ckpt["model_state"].items()})
+        # cast the compact (fp16) weights to the model's dtypes; names the model no longer has
+        # (checkpoints of an older layout) are renamed by the model's own load hook
+        model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v.float() if v.is_floating_point() else v
+                               for k, v in ckpt["model_state"].items()})
         if ckpt.get("optimizer_state"):
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
