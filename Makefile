@@ -49,6 +49,9 @@ reproduce: ## every run of TABLE (default 3), then the tables; PRESET=smoke|demo
 omniboard: ## start Omniboard on 127.0.0.1:9000 against the configured MongoDB
 	$(PYTHON) -m sri.report omniboard
 
+gpu-check: ## on a machine with a GPU: smoke runs, train-step fp32/bf16/compiled, evaluation, data pipeline, torchrun (one table)
+	PYTHON=$(PYTHON) bash scripts/gpu_check.sh
+
 bench: ## training-step, conversion and data-loader benchmarks
 	$(PYTHON) -m sri.bench train-step
 	$(PYTHON) -m sri.bench convert

@@ -74,6 +74,14 @@ def _build_gen(name: str, o: dict[str, Any]) -> nn.Module:
         feature_dim=o["feature_dim"]))
 
 
+def _build_sri_sa(name: str, o: dict[str, Any]) -> nn.Module:
+    from sri.models.slot_attention import SlotAttentionSegregation
+    from sri.models.sri_model import SRI
+
+    return SRI(name, o, SlotAttentionSegregation(o["image_size"], o["num_slots"], o["slot_dim"],
+                                                 o["sa_iterations"]))
+
+
 # Paper defaults (ShapeStacks, appendix A.4): image 64, K 9, slot latents 64, scene 128.
 _COMMON = dict(image_size=64, num_slots=9, slot_dim=64, scene_dim=128, relation_layers=3,
                likelihood="mog", normalized=True, pixel_std=0.7)
@@ -88,8 +96,8 @@ REGISTRY: dict[str, ModelSpec] = {
                      dict(_COMMON, scene_variable=False, component_dim=16, feature_dim=256)),
     "emorl": ModelSpec("emorl", "EMORL", None, dict(_COMMON, refinement_steps=3), geco="emorl",
                        autoregressive=False),
-    "sri_sa": ModelSpec("sri_sa", "SRI-SA*", None, dict(_SRI), loss_groups=("seg", "sri"),
-                        ordered_posterior=True),
+    "sri_sa": ModelSpec("sri_sa", "SRI-SA*", _build_sri_sa, dict(_SRI, sa_iterations=3),
+                        loss_groups=("seg", "sri"), ordered_posterior=True),
     "sri_emorl": ModelSpec("sri_emorl", "SRI-EMORL", None, dict(_SRI, refinement_steps=2),
                            loss_groups=("seg", "sri"), geco="emorl", ordered_posterior=True),
 }
@@ -125,7 +133,7 @@ def _validate(o: dict[str, Any]) -> None:
     _check_int(o, "num_slots", 1, " (K)")
     if not _is_int(o["slot_dim"]) or o["slot_dim"] < 8 or o["slot_dim"] % 8:
         raise ValueError(f"slot_dim must be a positive multiple of 8 (GroupNorm(8)); got {o['slot_dim']!r}")
-    for key in ("scene_dim", "component_dim", "feature_dim", "refinement_steps"):
+    for key in ("scene_dim", "component_dim", "feature_dim", "refinement_steps", "sa_iterations"):
         _check_int(o, key, 1)
     _check_int(o, "relation_layers", 0)
     if o["likelihood"] not in ("gaussian", "mog"):
