@@ -4,7 +4,7 @@ STORE ?=
 SEED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo demo-checkpoints learn tables figures check-paper omniboard bench lint-docker
+.PHONY: help install test test-all demo demo-checkpoints learn tables figures check-paper omniboard bench lint-docker reproduce
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,14 +29,22 @@ MINUTES ?= 10
 learn: ## learning curve of MODEL (default genv2) on blocks for MINUTES (default 10) -> runs/learn/
 	$(PYTHON) -m sri.bench learn --model $(MODEL) --dataset blocks --minutes $(MINUTES)
 
-tables: ## logged runs -> tables/table{1..4}.csv and .md (STORE=dir or mongodb URL)
-	$(PYTHON) -m sri.report tables $(if $(STORE),--store $(STORE))
+PRESET ?=
+SWEEP ?=
+tables: ## logged runs -> tables/table{1..4}.csv and .md (STORE=dir or mongodb URL; PRESET=smoke|demo|all, SWEEP=id to filter)
+	$(PYTHON) -m sri.report tables $(if $(STORE),--store $(STORE)) $(if $(PRESET),--preset $(PRESET)) $(if $(SWEEP),--sweep $(SWEEP))
 
 figures: ## Figure 4/6/12/13/15-style plots from the runs' checkpoints -> figures/
 	$(PYTHON) -m sri.report figures $(if $(STORE),--store $(STORE)) --seed $(SEED)
 
 check-paper: ## compare our results with the paper's (non-zero exit on a failure)
-	$(PYTHON) -m sri.report check-paper $(if $(STORE),--store $(STORE))
+	$(PYTHON) -m sri.report check-paper $(if $(STORE),--store $(STORE)) $(if $(PRESET),--preset $(PRESET)) $(if $(SWEEP),--sweep $(SWEEP))
+
+TABLE ?= 3
+SWEEP_ARGS ?=
+reproduce: ## every run of TABLE (default 3), then the tables; PRESET=smoke|demo, SWEEP_ARGS="--jobs 2" or "--launcher slurm --partition gpu ..." (see `sri sweep --help`)
+	$(PYTHON) -m sri.cli sweep $(TABLE) $(if $(STORE),--store $(STORE)) $(if $(PRESET),--preset $(PRESET)) $(SWEEP_ARGS)
+	$(PYTHON) -m sri.report tables $(if $(STORE),--store $(STORE)) $(if $(PRESET),--preset $(PRESET)) $(if $(SWEEP),--sweep $(SWEEP))
 
 omniboard: ## start Omniboard on 127.0.0.1:9000 against the configured MongoDB
 	$(PYTHON) -m sri.report omniboard

@@ -79,6 +79,7 @@ def table_config(table):
     progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
     time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)
     init_checkpoint = _c["init_checkpoint"]  # start a fresh run from these weights (the demo's demo_checkpoints/)
+    sweep = None  # id of the `sri sweep` that launched this run (None: launched by hand)
     del _c
 
 
@@ -89,6 +90,10 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     return obj
+
+
+# Config entries that label a run (recorded in its config and info) but are no training option.
+LABEL_KEYS = ("sweep",)
 
 
 def inception_weights(config: dict[str, Any]) -> Path | None:
@@ -103,9 +108,10 @@ def inception_weights(config: dict[str, Any]) -> Path | None:
 
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """Reject bad input before the run starts: unknown row/dataset, invalid values, baselines,
-    a missing `inception_weights` file. Returns the trainer's config (without script-only keys)."""
+    a missing `inception_weights` file. Returns the trainer's config (without script-only keys
+    and labels such as `sweep`)."""
     inception_weights(config)
-    config = {k: v for k, v in config.items() if k != "inception_weights"}
+    config = {k: v for k, v in config.items() if k != "inception_weights" and k not in LABEL_KEYS}
     C.row_spec(config["table"], config["row"])
     C.check_dataset(config["dataset"])
     C.check_preset(config["preset"])
@@ -220,6 +226,8 @@ def make_experiment(table: int, script_globals: dict[str, Any] | None = None) ->
 
             os.environ[WEIGHTS_ENV] = str(weights)
         config = check_config(plain(_config))
+        if _config.get("sweep") is not None:
+            _run.info["sweep"] = _config["sweep"]
         return train(config, logger=SacredRunLogger(_run), trust_checkpoint=TRUST_CHECKPOINT)
 
     return ex

@@ -1,4 +1,4 @@
-"""The `sri` console command: `sri data …`, `sri evaluate …`, `sri bench …`."""
+"""The `sri` console command: `sri data …`, `sri evaluate …`, `sri bench …`, `sri sweep …`."""
 from __future__ import annotations
 
 import sys
@@ -9,6 +9,7 @@ commands:
   data       convert, download or synthesise datasets (`sri data --help`)
   evaluate   evaluate a checkpoint: FID, ARI-FG, -ELBO (bpd), S-Acc (`sri evaluate --help`)
   bench      benchmarks (`sri bench --help`, same as `python -m sri.bench`)
+  sweep      every run of a paper table, locally or on SLURM; `sri sweep status` (`sri sweep --help`)
 """
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.evaluate import main as run
     elif cmd == "bench":
         from sri.bench import main as run
+    elif cmd == "sweep":
+        from sri.sweep.cli import main as run
     else:
         print(f"sri: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2

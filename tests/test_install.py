@@ -94,3 +94,15 @@ def test_tracking_dependencies_import(installed):
     out = installed.run("python", "-c", code)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-1] == "0.8.7"
+
+
+def test_sweep_dependencies_import(installed):
+    """pandas (runs_frame) and submitit (SLURM sweeps) come with the install, with the kept torch."""
+    code = ("import pandas, submitit, torch\n"
+            "from sri.tracking import runs_frame\n"
+            "print(len(runs_frame([])), torch.__version__)")
+    out = installed.run("python", "-c", code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["0", out.stdout.split()[1]] and out.stdout.split()[1].startswith("2.13.0")
+    help_out = installed.run("sri", "sweep", "--help")
+    assert help_out.returncode == 0 and "--launcher" in help_out.stdout, help_out.stderr

@@ -1,4 +1,4 @@
-"""`python -m sri.report {tables,figures,check-paper,omniboard} [--store S] [--seed N] [--out DIR]`."""
+"""`python -m sri.report {tables,figures,check-paper,runs,omniboard} [--store S] [--seed N] [--out DIR]`."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,11 @@ def _preset_arg(p: argparse.ArgumentParser, default: str) -> None:
                         "code stored in them: only for files you trust)")
 
 
+def _sweep_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sweep", default=None,
+                   help="use only the runs of this sweep id (`sri sweep` prints it; default: any)")
+
+
 def _order_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-runs", action="store_true",
                    help="use every completed run, not only the latest per (row, dataset, seed)")
@@ -45,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     _order_args(p)
     _preset_arg(p, "paper")
+    _sweep_arg(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
     p.add_argument("--out", default="tables", help="output folder (default tables/)")
 
@@ -52,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     _order_args(p)
     _preset_arg(p, "paper")
+    _sweep_arg(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed for order consistency")
     p.add_argument("--out", default="tables", help="writes check_paper.md/.csv here (default tables/)")
     p.add_argument("--rel-tol", type=float, default=0.1,
@@ -76,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="dataset cache root for Figure 15")
     p.add_argument("--device", default=None, help="torch device (default cpu)")
     p.add_argument("--only", default=None, help="comma-separated figure numbers, e.g. 4,13")
+
+    p = sub.add_parser("runs", help="every run as a table (one line per run; --csv to export)")
+    _store_arg(p)
+    p.add_argument("--csv", default=None, metavar="PATH",
+                   help="write the table as CSV to PATH ('-': standard output) instead of printing it")
+    p.add_argument("--preset", default=None, help="only runs of this preset")
+    _sweep_arg(p)
+    p.add_argument("--status", default=None, help="only runs with this status (e.g. COMPLETED)")
+    p.add_argument("--table", type=int, default=None, help="only runs of this table")
 
     p = sub.add_parser("omniboard", help="start Omniboard against the configured MongoDB")
     p.add_argument("--mongo", default=None,
@@ -111,6 +127,44 @@ def _no_figures(store: str | None, preset: str) -> int:
     return 1
 
 
+def _runs(args: argparse.Namespace) -> int:
+    """`runs`: print or export `sri.tracking.runs_frame` (filtered)."""
+    from sri.tracking.frame import runs_frame
+    from sri.tracking.observers import redact
+
+    try:
+        frame = runs_frame(args.store)
+    except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return 2
+    for col in ("preset", "sweep", "status", "table"):
+        value = getattr(args, col)
+        if value is not None:
+            frame = frame[frame[col] == value]
+    if args.csv == "-":
+        try:
+            frame.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --csv - | head`
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        print(f"{len(frame)} runs written to {args.csv}", file=sys.stderr)
+        return 0
+    if frame.empty:
+        print("no runs", file=sys.stderr)
+        return 0
+    import pandas as pd
+
+    shown = frame.drop(columns=["checkpoint", "config_key", "stop_time"])
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
+        print(shown.to_string(index=False))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -121,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results, paths = build_tables(args.store, args.out, latest_only=not args.all_runs,
                                           order=args.order, order_samples=args.order_samples,
                                           order_seed=args.seed, device=args.device,
-                                          preset=args.preset, trust_checkpoint=args.trust_checkpoint)
+                                          preset=args.preset, sweep=args.sweep,
+                                          trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
             from sri.tracking.observers import redact
 
@@ -163,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not paths:
             return _no_figures(args.store, args.preset)
         return 0
+    if args.command == "runs":
+        return _runs(args)
     if args.command == "omniboard":
         from sri.report.omniboard import main as omniboard_main
 

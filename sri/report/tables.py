@@ -5,7 +5,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -54,17 +53,10 @@ class Cell:
 Results = dict[tuple[int, str, str, str], Cell]
 
 
-# -- selecting runs -----------------------------------------------------------------------------
-def run_table(run: Any) -> int | None:
-    """The paper table of a run: `config["table"]`, else a `tableN` in the experiment name."""
-    table = run.config.get("table")
-    if table is not None:
-        try:
-            return int(table)
-        except (TypeError, ValueError):
-            return None
-    m = re.search(r"table\s*_?(\d+)", run.experiment or "")
-    return int(m.group(1)) if m else None
+# -- selecting runs ---------------------------------------------------------------------------
+from sri.tracking.frame import run_table  # noqa: E402  (re-exported: one implementation)
+
+KEY_COLUMNS = ["table", "row", "dataset", "seed"]
 
 
 def run_key(run: Any) -> tuple[int, str, str, Any] | None:
@@ -95,27 +87,36 @@ def has_final_metrics(run: Any) -> bool:
     return any(run.final(m) is not None for m in EVAL_METRICS)
 
 
+def select_frame(frame: Any, *, latest_only: bool = True, statuses: Sequence[str] = ("COMPLETED",),
+                 preset: str = ALL_PRESETS, sweep: str | None = None) -> Any:
+    """The rows of a `runs_frame` that tables use: status in `statuses`, of `preset` ("all": any)
+    and `sweep` (None: any), with table/row/dataset and at least one evaluation metric; the
+    latest per (table, row, dataset, seed) unless `latest_only` is False. Sorted by start time."""
+    metrics = [m for m in EVAL_METRICS if m in frame.columns]
+    keep = frame["status"].isin(list(statuses)) & frame[["table", "row", "dataset"]].notna().all(axis=1)
+    keep &= frame[metrics].notna().any(axis=1) if metrics else False
+    if preset != ALL_PRESETS:
+        keep &= frame["preset"] == preset
+    if sweep is not None:
+        keep &= frame["sweep"] == sweep
+    chosen = frame[keep]
+    if latest_only:  # the frame is sorted by start time: the last of each key is the latest
+        chosen = chosen.drop_duplicates(subset=KEY_COLUMNS, keep="last")
+    return chosen
+
+
 def select_runs(runs: Iterable[Any], *, latest_only: bool = True,
-                statuses: Sequence[str] = ("COMPLETED",), preset: str = ALL_PRESETS) -> list[Any]:
+                statuses: Sequence[str] = ("COMPLETED",), preset: str = ALL_PRESETS,
+                sweep: str | None = None) -> list[Any]:
     """COMPLETED runs of `preset` ("all": any) with a table/row/dataset config and final metrics;
-    the latest per (table, row, dataset, seed) unless `latest_only` is False."""
-    chosen: dict[Any, Any] = {}
-    kept = []
-    for run in runs:
-        if run.status not in statuses or not has_final_metrics(run):
-            continue
-        if preset != ALL_PRESETS and run_preset(run) != preset:
-            continue
-        key = run_key(run)
-        if key is None:
-            continue
-        if not latest_only:
-            kept.append(run)
-            continue
-        old = chosen.get(key)
-        if old is None or _recency(run) > _recency(old):
-            chosen[key] = run
-    return kept if not latest_only else sorted(chosen.values(), key=_recency)
+    the latest per (table, row, dataset, seed) unless `latest_only` is False (see `select_frame`)."""
+    from sri.tracking.frame import runs_frame
+
+    runs = list(runs)
+    chosen = select_frame(runs_frame(runs), latest_only=latest_only, statuses=statuses,
+                          preset=preset, sweep=sweep)
+    by_id = {str(r.id): r for r in runs}
+    return [by_id[str(i)] for i in chosen["id"]]
 
 
 def _recency(run: Any) -> tuple:
@@ -191,26 +192,59 @@ def run_metrics(run: Any, *, order: str = "auto", order_samples: int = 256, orde
 
 
 # -- aggregating --------------------------------------------------------------------------------
+def long_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = "auto",
+                 order_samples: int = 256, order_seed: int = 0, device: str | None = None,
+                 cache: Path | None = ORDER_CACHE, preset: str = ALL_PRESETS,
+                 sweep: str | None = None, trust_checkpoint: bool = False) -> Any:
+    """One row per selected run and evaluation metric (table, row, dataset, metric, value, seed,
+    run id, preset, steps), as a pandas DataFrame in run order."""
+    import pandas as pd
+
+    from sri.tracking.frame import runs_frame
+
+    runs = list(runs)
+    by_id = {str(r.id): r for r in runs}
+    chosen = select_frame(runs_frame(runs), latest_only=latest_only, preset=preset, sweep=sweep)
+    records = []
+    for rid in chosen["id"]:
+        run = by_id[str(rid)]
+        metrics = run_metrics(run, order=order, order_samples=order_samples, order_seed=order_seed,
+                              device=device, cache=cache, trust_checkpoint=trust_checkpoint)
+        table, row, dataset, seed = run_key(run)
+        for metric, value in metrics.items():
+            records.append({"table": table, "row": row, "dataset": dataset, "metric": metric,
+                            "value": value, "seed": seed, "run_id": run.id,
+                            "preset": run_preset(run), "steps": run_steps(run)})
+    frame = pd.DataFrame(records, columns=["table", "row", "dataset", "metric", "value", "seed",
+                                           "run_id", "preset", "steps"])
+    return frame[frame["value"].map(lambda v: math.isfinite(v))] if len(frame) else frame
+
+
+def summarize(long: Any) -> Any:
+    """Mean, population std (ddof=0, as the paper) and count of `long_results` per
+    (table, row, dataset, metric), with the seeds, run ids, presets and steps behind each."""
+    keys = ["table", "row", "dataset", "metric"]
+    return long.groupby(keys, sort=False, dropna=False).agg(
+        mean=("value", "mean"), std=("value", lambda v: float(v.std(ddof=0))), n=("value", "size"),
+        values=("value", list), seeds=("seed", list), run_ids=("run_id", list),
+        presets=("preset", list), steps=("steps", list)).reset_index()
+
+
 def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = "auto",
                     order_samples: int = 256, order_seed: int = 0, device: str | None = None,
                     cache: Path | None = ORDER_CACHE, preset: str = ALL_PRESETS,
-                    trust_checkpoint: bool = False) -> Results:
-    """Aggregate the selected runs (of `preset`, "all": any) into cells keyed by
-    (table, row, dataset, metric)."""
+                    sweep: str | None = None, trust_checkpoint: bool = False) -> Results:
+    """Aggregate the selected runs (of `preset`, "all": any; of `sweep`, None: any) into cells
+    keyed by (table, row, dataset, metric)."""
+    long = long_results(runs, latest_only=latest_only, order=order, order_samples=order_samples,
+                        order_seed=order_seed, device=device, cache=cache, preset=preset,
+                        sweep=sweep, trust_checkpoint=trust_checkpoint)
     results: Results = {}
-    for run in select_runs(runs, latest_only=latest_only, preset=preset):
-        table, row, dataset, seed = run_key(run)
-        metrics = run_metrics(run, order=order, order_samples=order_samples, order_seed=order_seed,
-                              device=device, cache=cache, trust_checkpoint=trust_checkpoint)
-        for metric, value in metrics.items():
-            if not math.isfinite(value):
-                continue
-            cell = results.setdefault((table, row, dataset, metric), Cell(table, row, dataset, metric))
-            cell.values.append(value)
-            cell.seeds.append(seed)
-            cell.run_ids.append(run.id)
-            cell.presets.append(run_preset(run))
-            cell.steps.append(run_steps(run))
+    for g in summarize(long).itertuples(index=False):
+        results[(int(g.table), g.row, g.dataset, g.metric)] = Cell(
+            int(g.table), g.row, g.dataset, g.metric, values=list(g.values), seeds=list(g.seeds),
+            run_ids=list(g.run_ids), presets=list(g.presets),
+            steps=[None if s is None or s != s else int(s) for s in g.steps])
     return results
 
 
@@ -370,10 +404,12 @@ def build_tables(store: str | os.PathLike | None = None, out_dir: str | os.PathL
                  *, latest_only: bool = True, order: str = "auto", order_samples: int = 256,
                  order_seed: int = 0, device: str | None = None,
                  cache: Path | None = ORDER_CACHE, preset: str = ALL_PRESETS,
+                 sweep: str | None = None,
                  trust_checkpoint: bool = False) -> tuple[Results, list[Path]]:
     """`make tables`: read the runs in `store` and write every table; returns (results, paths).
 
-    Only runs of `preset` are used ("all": every preset); the command line defaults to "paper"."""
+    Only runs of `preset` are used ("all": every preset; the command line defaults to "paper"),
+    and of `sweep` when given."""
     from sri.tracking import load_runs
 
     runs = load_runs(store)
@@ -389,7 +425,8 @@ def build_tables(store: str | os.PathLike | None = None, out_dir: str | os.PathL
                   file=sys.stderr)
     results = collect_results(runs, latest_only=latest_only, order=order,
                               order_samples=order_samples, order_seed=order_seed, device=device,
-                              cache=cache, preset=preset, trust_checkpoint=trust_checkpoint)
+                              cache=cache, preset=preset, sweep=sweep,
+                              trust_checkpoint=trust_checkpoint)
     unknown = sorted({k[0] for k in results} - set(TABLES))
     if unknown:
         print(f"warning: runs for tables {unknown} are not part of the paper; ignored", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Run tracking: Sacred observers (MongoDB or file store) and reading runs back."""
+"""Run tracking: Sacred observers (MongoDB or file store), reading runs back, runs as a DataFrame."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +8,8 @@ _EXPORTS = {
     "load_runs": "sri.tracking.store",
     "resolve_store": "sri.tracking.store",
     "attach_observers": "sri.tracking.observers",
+    "runs_frame": "sri.tracking.frame",
+    "config_fingerprint": "sri.tracking.frame",
 }
 
 

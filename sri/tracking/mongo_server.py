@@ -273,11 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"MongoDB-wire server ({Path(server.binary or '').name}) at {server.url}, data in "
-          f"{server.directory}; Sacred: -m {server.host_port_db('sri')}. Ctrl-C stops it.",
-          flush=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    try:  # the banner inside: a Ctrl-C right after it (a client saw it and stops us) is handled
+        print(f"MongoDB-wire server ({Path(server.binary or '').name}) at {server.url}, data in "
+              f"{server.directory}; Sacred: -m {server.host_port_db('sri')}. Ctrl-C stops it.",
+              flush=True)
         while server.running:
             time.sleep(0.5)
         print(f"error: the server exited. Log tail:\n{_tail(server.log_path)}", file=sys.stderr)
