@@ -224,6 +224,9 @@ class EmorlSegregation(nn.Module):
         The gradients enter the refinement network as data (no second-order terms: our choice, as
         IODINE-style refinement does); they are computed also under `torch.no_grad` (evaluation).
         """
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("EMORL's refinement needs the gradients of its loss: evaluate under "
+                               "torch.no_grad() instead of torch.inference_mode()")
         keep = torch.is_grad_enabled()
         with torch.enable_grad():
             mu_g = mu if mu.requires_grad else mu.detach().requires_grad_()

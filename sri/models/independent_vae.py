@@ -13,7 +13,7 @@ from torch import Tensor
 
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.sampling import sample_output, start_sampling
-from sri.models.segregation import segregation_terms
+from sri.models.segregation import segregation_kl, segregation_nll
 from sri.objectives import image_nll
 
 __all__ = ["IndependentSlotVAE"]
@@ -50,10 +50,11 @@ class IndependentSlotVAE(nn.Module):
         self._check_input(x)
         o = self.options
         seg = self.segregation.encode(x)
+        kl = segregation_kl(seg)
         rgb, logm = self.segregation.reconstruct(x, seg)
         norm = o["normalized"] if normalized is None else normalized
         nll = image_nll(x.float(), logm.float(), rgb.float(), o["pixel_std"], o["likelihood"], norm)
-        nll, kl = segregation_terms(seg, nll)
+        nll = segregation_nll(seg, nll)
         masks = logm.exp()
         B, K = x.shape[0], self.num_slots
         return ModelOutput(terms={"seg_nll": nll, "seg_kl": kl}, recon=(masks * rgb).sum(1), masks=masks,

@@ -18,7 +18,7 @@ from torch import Tensor
 from sri.models.blocks import BroadcastDecoder, ConvGNReLU, InstanceColouringSBP, UNet
 from sri.objectives import mc_kl_normal
 
-__all__ = ["GenesisV2Segregation", "Segregation", "segregation_terms"]
+__all__ = ["GenesisV2Segregation", "Segregation", "segregation_kl", "segregation_nll"]
 
 
 @dataclass
@@ -44,17 +44,18 @@ class Segregation:
     context: dict[str, Tensor] = field(default_factory=dict)
 
 
-def segregation_terms(seg: Segregation, nll: Tensor) -> tuple[Tensor, Tensor]:
-    """(NLL, KL) `[B]` of a segregation pass under its independent slot prior, with the module's surrogates."""
+def segregation_kl(seg: Segregation) -> Tensor:
+    """Slot KL `[B]` of a pass under an independent slot prior: the module's own `kl`, else the
+    single-sample KL of z to N(0, I) plus `extra_kl`."""
     if seg.kl is not None:
-        kl = seg.kl
-    else:
-        kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
-        if seg.extra_kl is not None:
-            kl = kl + seg.extra_kl
-    if seg.aux_nll is not None:
-        nll = nll + seg.aux_nll
-    return nll, kl
+        return seg.kl
+    kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
+    return kl if seg.extra_kl is None else kl + seg.extra_kl
+
+
+def segregation_nll(seg: Segregation, nll: Tensor) -> Tensor:
+    """An assembly's NLL `[B]` of `reconstruct` plus the module's zero-valued `aux_nll` surrogate."""
+    return nll if seg.aux_nll is None else nll + seg.aux_nll
 
 
 class GenesisV2Segregation(nn.Module):

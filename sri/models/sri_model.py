@@ -13,7 +13,7 @@ from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import decode_sample, start_sampling
-from sri.models.segregation import segregation_terms
+from sri.models.segregation import segregation_kl, segregation_nll
 from sri.objectives import image_nll, kl_normal, kl_std_normal
 
 __all__ = ["SRI"]
@@ -95,11 +95,10 @@ class SRI(nn.Module):
         zeros = x.new_zeros(B)
         # 1. Segregate (trained by L_seg only)
         seg = self.segregation.encode(x)
+        seg_kl = segregation_kl(seg)
         if decode_seg:
             seg_rgb, seg_logm = self.segregation.reconstruct(x, seg)
-            seg_nll, seg_kl = segregation_terms(seg, self._nll(x, seg_logm, seg_rgb, normalized))
-        else:
-            _, seg_kl = segregation_terms(seg, zeros)
+            seg_nll = segregation_nll(seg, self._nll(x, seg_logm, seg_rgb, normalized))
         # 2. Relate, on detached slot samples
         mu_o, z_o = seg.mu.detach(), seg.z.detach()
         params: dict[str, Tensor] = {}
