@@ -41,6 +41,9 @@ check-paper: ## compare our results with the paper's (non-zero exit on a failure
 omniboard: ## start Omniboard on 127.0.0.1:9000 against the configured MongoDB
 	$(PYTHON) -m sri.report omniboard
 
+gpu-check: ## on a machine with a GPU: smoke runs, train-step fp32/bf16/compiled, evaluation, data pipeline, torchrun (one table)
+	PYTHON=$(PYTHON) bash scripts/gpu_check.sh
+
 bench: ## training-step, conversion and data-loader benchmarks
 	$(PYTHON) -m sri.bench train-step
 	$(PYTHON) -m sri.bench convert

@@ -1,4 +1,4 @@
-"""Table 1: SRI-SA* vs SRI on ShapeStacks. Rows: sri_sa (not implemented yet), sri (default, SRI-MoG).
+"""Table 1: SRI-SA* vs SRI on ShapeStacks. Rows: sri_sa (SRI-SA*), sri (default, SRI-MoG).
 
 Examples:
     python experiments/table1_slot_attention.py with smoke                 # tiny CPU run on synthetic blocks

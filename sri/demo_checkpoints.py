@@ -138,6 +138,11 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
                     suffix = "" if i == 1 else f"_stage{i}"
                     shutil.copyfile(src, out_dir / f"{row}_curve{suffix}.{ext}")
         res = results[-1]
+        stage_wall = [r["train_wall_s"] for r in results]
+        if start_stage > 1:  # the earlier stages' times, as recorded when they ran
+            before = prov.get("models", {}).get(row, {})
+            earlier = before.get("stage_wall_s") or ([before["wall_s"]] if before.get("wall_s") else [])
+            stage_wall = list(earlier[:start_stage - 1]) + stage_wall
         dst = out_dir / f"{row}.pt"
         shutil.copyfile(work / row / f"stage{len(stages)}.pt", dst)
         # re-read: another process may have written another row meanwhile
@@ -147,8 +152,9 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
         prov["models"][row] = {"label": labels.get(row, row), "file": dst.name,
                                "command": " && ".join(commands), "stages": commands,
                                "commit": commit, "date": res["started"], "machine": res["machine"],
-                               "steps": res["steps"], "wall_s": wall if start_stage == 1 else None,
-                               "stage_wall_s": [r["train_wall_s"] for r in results],
+                               "steps": res["steps"],
+                               "wall_s": sum(stage_wall) if len(stage_wall) == len(stages) else None,
+                               "stage_wall_s": stage_wall,
                                "bytes": dst.stat().st_size, "metrics": res["final"],
                                "data_reference": res["data_reference"], "curve": f"{row}_curve.png"}
         prov_path.write_text(json.dumps(prov, indent=1))

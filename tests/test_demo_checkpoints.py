@@ -121,3 +121,40 @@ def test_every_trainer_option_is_a_sacred_config_entry():
     assert res.returncode == 0, res.stderr[-2000:]
     for key in TRAIN_DEFAULTS:
         assert f"{key} =" in res.stdout or f"{key}:" in res.stdout, key
+
+
+def test_make_checkpoints_runs_the_stages_and_records_them(tmp_path, monkeypatch):
+    """`make demo-checkpoints`: stage 2 starts from stage 1's export with its own GECO goal; the
+    provenance lists both commands and both wall times (also when only stage 2 is rerun)."""
+    import json
+
+    import sri.demo_checkpoints as dc
+    import sri.train.learn as L
+
+    real = L.learn
+    calls = []
+
+    def small_learn(model, dataset, **kw):
+        calls.append(kw)
+        kw.update(preset="smoke", eval_num=8, num_samples=4, plot=False)
+        return real(model, dataset, **kw)
+
+    monkeypatch.setattr(L, "learn", small_learn)
+    monkeypatch.setattr(dc, "STAGES", ((2, None), (4, -1.0)))
+    out, work = tmp_path / "ck", tmp_path / "work"
+    prov = dc.make_checkpoints(out, rows=["genv2_g"], work=work)
+    entry = prov["models"]["genv2_g"]
+    assert len(entry["stages"]) == 2 and "init_checkpoint" not in entry["stages"][0]
+    assert f"--set init_checkpoint={work / 'genv2_g' / 'stage1.pt'}" in entry["stages"][1]
+    assert "--set geco_goal=-1" in entry["stages"][1]
+    assert calls[1]["overrides"] == {"init_checkpoint": str(work / "genv2_g" / "stage1.pt"), "geco_goal": -1.0}
+    ck = load_checkpoint(out / "genv2_g.pt")
+    assert ck["step"] == 4 and ck["config"]["geco_goal"] == -1.0
+    assert len(entry["stage_wall_s"]) == 2 and entry["wall_s"] == pytest.approx(sum(entry["stage_wall_s"]))
+    first = entry["stage_wall_s"][0]
+    # rerun only stage 2: stage 1's recorded time is kept
+    prov = dc.make_checkpoints(out, rows=["genv2_g"], work=work, start_stage=2)
+    again = json.loads((out / "provenance.json").read_text())["models"]["genv2_g"]
+    assert again["stage_wall_s"][0] == first and len(again["stage_wall_s"]) == 2
+    with pytest.raises(SystemExit, match="start-stage"):
+        dc.make_checkpoints(out, rows=["genv2_g"], work=work, start_stage=3)

@@ -91,8 +91,8 @@ def test_every_row_smoke_in_process(tmp_path):
             assert out["step"] == 1 and math.isfinite(log.scalars["loss"][0][1])
             assert list_checkpoints(tmp_path / f"t{table}{row}")[-1][0] == 1
             trained.add((table, row))
-    assert len(trained) >= 17  # Table 2's gen, Table 4's gen and gen_scene included
-    assert {(2, "emorl"), (2, "sri_emorl"), (2, "gen"), (4, "gen_scene")} <= trained
+    assert len(trained) == 18  # every row: Table 1's sri_sa, Table 2's gen, Table 4's gen and gen_scene included
+    assert {(1, "sri_sa"), (2, "emorl"), (2, "sri_emorl"), (2, "gen"), (4, "gen_scene")} <= trained
 
 
 def test_row_and_dataset_selectable_by_name_or_key():
@@ -179,11 +179,6 @@ def test_inception_weights_key_is_used_for_fid(tmp_path):
     assert run["config"]["inception_weights"] == str(weights)
     assert math.isfinite(run["metrics"]["fid"]["values"][-1])
     assert "fid_skipped" not in run["info"] and "metrics_skipped" not in run["info"]
-
-
-def test_baseline_rows_say_not_implemented():
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
-        _common.check_config(C.experiment_config(1, "sri_sa", preset="smoke"))
 
 
 def test_emorl_rows_run_with_the_smoke_preset(tmp_path):

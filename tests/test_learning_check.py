@@ -79,3 +79,21 @@ def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
     mtime = (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime
     compare(["sri_g"], [0], steps=2, preset="smoke", out=tmp_path / "cmp", num=8)
     assert (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime == mtime
+
+
+def test_each_evaluation_is_written_at_once(tmp_path):
+    """Nothing lost on a crash: a learning check killed mid-run keeps its curve so far in
+    curve.partial.json (regression: the curve was written only at the end)."""
+    cfg = learning_config("genv2", preset="smoke", steps=5, minutes=0, eval_every=2,
+                          run_dir=tmp_path / "run")
+    trainer = CurveTrainer(cfg, None, eval_num=8, partial=tmp_path / "curve.partial.json")
+    trainer.fit()
+    import json
+
+    pts = json.loads((tmp_path / "curve.partial.json").read_text())["points"]
+    assert [p["step"] for p in pts] == [2, 4] and all("ari_fg" in p and "mse_ratio" in p for p in pts)
+    # a finished learn() leaves only curve.json
+    learn("genv2", steps=2, minutes=0, preset="smoke", eval_every=1, num_samples=4, eval_num=8,
+          out=tmp_path / "done", plot=False)
+    assert (tmp_path / "done" / "curve.json").is_file()
+    assert not (tmp_path / "done" / "curve.partial.json").exists()

@@ -94,6 +94,14 @@ def _build_sri_emorl(name: str, o: dict[str, Any]) -> nn.Module:
     return SRI(name, o, _emorl_module(o))
 
 
+def _build_sri_sa(name: str, o: dict[str, Any]) -> nn.Module:
+    from sri.models.slot_attention import SlotAttentionSegregation
+    from sri.models.sri_model import SRI
+
+    return SRI(name, o, SlotAttentionSegregation(o["image_size"], o["num_slots"], o["slot_dim"],
+                                                 o["sa_iterations"]))
+
+
 # Paper defaults (ShapeStacks, appendix A.4): image 64, K 9, slot latents 64, scene 128.
 _COMMON = dict(image_size=64, num_slots=9, slot_dim=64, scene_dim=128, relation_layers=3,
                likelihood="mog", normalized=True, pixel_std=0.7)
@@ -112,8 +120,8 @@ REGISTRY: dict[str, ModelSpec] = {
                      dict(_COMMON, scene_variable=False, component_dim=16, feature_dim=256)),
     "emorl": ModelSpec("emorl", "EMORL", _build_emorl, dict(_COMMON, **_EMORL), geco="emorl",
                        autoregressive=False),
-    "sri_sa": ModelSpec("sri_sa", "SRI-SA*", None, dict(_SRI), loss_groups=("seg", "sri"),
-                        ordered_posterior=True),
+    "sri_sa": ModelSpec("sri_sa", "SRI-SA*", _build_sri_sa, dict(_SRI, sa_iterations=3),
+                        loss_groups=("seg", "sri"), ordered_posterior=True),
     "sri_emorl": ModelSpec("sri_emorl", "SRI-EMORL", _build_sri_emorl,
                            {**_SRI, **_EMORL, "refinement_steps": 2, "curriculum_step": 0},
                            loss_groups=("seg", "sri"), geco="emorl", ordered_posterior=True),
@@ -150,7 +158,7 @@ def _validate(o: dict[str, Any]) -> None:
     _check_int(o, "num_slots", 1, " (K)")
     if not _is_int(o["slot_dim"]) or o["slot_dim"] < 8 or o["slot_dim"] % 8:
         raise ValueError(f"slot_dim must be a positive multiple of 8 (GroupNorm(8)); got {o['slot_dim']!r}")
-    for key in ("scene_dim", "component_dim", "feature_dim", "refinement_steps"):
+    for key in ("scene_dim", "component_dim", "feature_dim", "refinement_steps", "sa_iterations"):
         _check_int(o, key, 1)
     for key in ("relation_layers", "refinement_steps_late", "curriculum_step"):
         _check_int(o, key, 0)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
 import sys
 import time
+from typing import Any
 
 from sri.train.runtime import tune_cpu_allocator
 
@@ -23,7 +25,7 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
                      num_slots: int = 9, batch_size: int = 32, steps: int = 5, warmup: int = 1,
                      device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
                      channels_last: bool = False, seed: int = 0,
-                     tune_allocator: bool = True) -> dict[str, float]:
+                     tune_allocator: bool = True, compile: bool = False) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
     import torch
 
@@ -43,6 +45,8 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
         net = net.to(memory_format=torch.channels_last)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    if compile:  # the trainer's `compile` option; the warm-up steps absorb the compilation
+        net = torch.compile(net)
     gecos = make_gecos(net, goal_per_element=0.5655 if likelihood == "mog" else -0.353)
     x = torch.rand(batch_size, 3, image_size, image_size, device=dev)
     dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype]
@@ -61,9 +65,25 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
             cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else _peak_rss_mib())
+    flops = step_flops(net, x, opt, gecos, amp_dtype=dtype)
     return {"median_s": med, "best_s": min(times), "steps_per_s": 1.0 / med, "peak_mib": peak,
-            "cpu_s": statistics.median(cpu),
+            "cpu_s": statistics.median(cpu), "flops_per_step": flops,
+            "gflops_per_s": flops / med / 1e9 if flops else None,
             "threads": torch.get_num_threads(), "steps": len(times)}
+
+
+def step_flops(net: Any, x: Any, opt: Any, gecos: Any, *, amp_dtype: Any = None) -> float | None:
+    """Floating-point operations of one training step (matmuls and convolutions, forward and
+    backward) counted by torch.utils.flop_counter; None where the counter is unavailable."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        return None
+    from sri.train.step import train_step
+
+    with FlopCounterMode(display=False) as counter:
+        train_step(net, x, opt, gecos, amp_dtype=amp_dtype)
+    return float(counter.get_total_flops())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +113,23 @@ def main(argv: list[str] | None = None) -> int:
                         "unless set in the environment)")
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="keep glibc malloc defaults (see tune_cpu_allocator)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (as the trainer's "
+                   "compile=True); use --warmup 3 or more so that compilation is not timed")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: timings, peak memory, FLOPs per step, GFLOP/s, the "
+                        "machine and the options (comparable across machines)")
     a = p.parse_args(argv)
     r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
                          a.warmup, a.device, a.threads, a.amp, a.channels_last,
-                         tune_allocator=not a.no_tune_allocator)
+                         tune_allocator=not a.no_tune_allocator, compile=a.compile)
+    if a.json:
+        from sri.train.runtime import machine_info
+
+        options = {k: v for k, v in vars(a).items() if k != "json"}
+        options["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+        print(json.dumps({"benchmark": "train-step", **r, "machine": machine_info(a.device),
+                          "options": options}, indent=1))
+        return 0
     mem = "peak CUDA memory allocated" if a.device.startswith("cuda") else "peak RSS"
     print(f"train-step model={a.model} likelihood={a.likelihood} image={a.image_size} K={a.num_slots} "
           f"batch={a.batch_size} device={a.device} threads={r['threads']} steps={r['steps']} "

@@ -78,10 +78,15 @@ def learning_config(model: str, dataset: str = "blocks", *, preset: str = "demo"
 class CurveTrainer(Trainer):
     """A Trainer whose periodic evaluation is `reconstruction_metrics` on fixed held-out scenes."""
 
-    def __init__(self, config: dict[str, Any], logger: MemoryLogger | None, eval_num: int) -> None:
+    def __init__(self, config: dict[str, Any], logger: MemoryLogger | None, eval_num: int,
+                 partial: str | Path | None = None) -> None:
         super().__init__(config, logger)
         self.eval_num = int(eval_num)
         self.eval_times: list[float] = []
+        # every evaluation is appended here at once, so a killed run keeps its curve so far
+        self.partial = Path(partial) if partial is not None else None
+        self._partial_points: list[dict[str, float]] = []
+        self._step = 0
         self._held: tuple[torch.Tensor, torch.Tensor] | None = None
         self._baseline: torch.Tensor | None = None
         self._t0 = time.perf_counter()
@@ -112,6 +117,10 @@ class CurveTrainer(Trainer):
             self._baseline = mean_image(torch.stack([ds[i]["image"] for i in range(n)]))
         return self._baseline
 
+    def _periodic_eval(self, step: int) -> None:
+        self._step = step
+        super()._periodic_eval(step)
+
     def evaluate(self, model: torch.nn.Module, metrics: list[str], *, final: bool) -> dict[str, float]:
         if final:
             return super().evaluate(model, metrics, final=final)
@@ -124,6 +133,13 @@ class CurveTrainer(Trainer):
         extra = f" (ordered {res['ari_fg_ordered']:.3f})" if "ari_fg_ordered" in res else ""
         print(f"[learn] {self.eval_times[-1] / 60:5.1f} min: ARI-FG {res['ari_fg']:.3f}{extra}, "
               f"MSE/baseline {res['mse_ratio']:.3f}, KL {res['kl']:.1f}", file=sys.stderr, flush=True)
+        if self.partial is not None:
+            self._partial_points.append({"step": self._step, **{k: float(v) for k, v in res.items()},
+                                         "wall_s": round(self.eval_times[-1], 1)})
+            tmp = self.partial.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"config": self.config, "points": self._partial_points}, indent=1,
+                                      default=str))
+            tmp.replace(self.partial)
         return res
 
 
@@ -154,7 +170,7 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
                           eval_every=eval_every, run_dir=out / "run", overrides=overrides,
                           table=table, row=row)
     logger = MemoryLogger()
-    trainer = CurveTrainer(cfg, logger, eval_num)
+    trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     trainer._t0 = t0
@@ -184,6 +200,7 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
         "checkpoint": result["checkpoint"],
     }
     (out / "curve.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "curve.partial.json").unlink(missing_ok=True)
     if plot:
         plot_curve(res, out / "curve.png")
     return res

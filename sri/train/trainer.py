@@ -87,7 +87,7 @@ class Trainer:
         except NotImplementedError as e:
             raise NotImplementedError(
                 f"table {c['table']} row {c['row']!r} needs model {c['model']!r}, which is not "
-                f"implemented yet ({e}); implemented models: sri, genv2") from None
+                f"implemented yet ({e})") from None
 
     def data_root(self) -> str | None:
         """Folder of converted datasets: config data_root, else $SRI_DATA, else ./data (real datasets)."""
