@@ -1,4 +1,4 @@
-"""Table 4: scene-variable ablation on ShapeStacks. Rows: gen, gen_scene (not implemented yet), genv2, genv2_scene, sri (default, SRI-MoG).
+"""Table 4: scene-variable ablation on ShapeStacks. Rows: gen, gen_scene, genv2, genv2_scene, sri (default, SRI-MoG).
 
 Examples:
     python experiments/table4_scene_variable.py with smoke                 # tiny CPU run on synthetic blocks

@@ -99,8 +99,10 @@ TABLES: dict[int, dict[str, Any]] = {
         "default_row": "sri_mog",
         "metrics": ("fid", "ari_fg", "s_acc"),
         "rows": {
+            # EMORL's own curriculum (I = 3, then 1 from step 100K: the registry's defaults);
+            # SRI-EMORL fixes I = 2
             "emorl": {"label": "EMORL", "model": "emorl", "family": "EMORL", "base": "emorl",
-                      "geco_lr": 1e-6, "options": {"refinement_steps": 2}},
+                      "geco_lr": 1e-6},
             # GENESIS: mixture likelihood over slots with sigma 0.7 (DESIGN.md section 7), GECO as GENv2's
             "gen": {"label": "GEN", "model": "gen", "family": "MoG", "base": "genv2", "geco_lr": 1e-5},
             "genv2_g": {"label": "GENv2-G", "model": "genv2", "family": "G", "base": "genv2",

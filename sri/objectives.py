@@ -1,4 +1,4 @@
-"""Image likelihoods (Eqs. 3-4), diagonal-Gaussian KLs and GECO (GENESIS form).
+"""Image likelihoods (Eqs. 3-4), diagonal-Gaussian KLs and GECO (GENESIS form; EMORL form).
 
 Shapes: images `[B, 3, H, W]`, per-slot means `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`
 (log-softmax over K). Every NLL is summed over C, H, W and returned per image `[B]`.
@@ -14,7 +14,7 @@ from torch import Tensor
 
 __all__ = [
     "gaussian_nll", "mog_nll", "image_nll", "normal_log_prob", "kl_normal", "kl_std_normal",
-    "mc_kl_normal", "softplus_std", "GECO", "LOG_2PI",
+    "mc_kl_normal", "softplus_std", "GECO", "EmorlGECO", "LOG_2PI",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -142,3 +142,93 @@ class GECO:
     def __repr__(self) -> str:
         return (f"GECO(goal={self.goal:.4g}, step_size={self.step_size:.3g}, beta={self.beta:.4g}, "
                 f"err_ema={self.err_ema})")
+
+
+def _softplus(b: float) -> float:
+    return max(b, 0.0) + math.log1p(math.exp(-abs(b)))
+
+
+def _softplus_inverse(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class EmorlGECO:
+    """GECO in EfficientMORL's form (DESIGN.md section 7): a softplus Lagrange multiplier on the error.
+
+    `loss(err, kl)` returns lambda * err + kl with lambda = softplus(b) from before this step
+    (the constant -lambda * goal of the Lagrangian is dropped). `update(err)`:
+    err_ema <- err (first step) else alpha * err_ema + (1 - alpha) * err (an EMA of the
+    constraint err - goal, since goal is fixed); after `warm_start` updates,
+    b <- max(b + step_size * (err_ema - goal) * (speedup if err_ema < goal else 1), b_min).
+    b starts at b_min = 0.55, so lambda >= softplus(0.55) ~ 1.005 and decays back to about 1 (the
+    ELBO) once the target is reached. `beta` = 1 / lambda is the KL weight relative to the error,
+    as the GENESIS form's beta, for logs and comparisons.
+    """
+
+    def __init__(self, goal: float, step_size: float, alpha: float = 0.99,
+                 speedup: float | None = 10.0, b_init: float = 0.55, b_min: float = 0.55,
+                 warm_start: int = 1000) -> None:
+        self.goal = float(goal)
+        self.step_size = float(step_size)
+        self.alpha = float(alpha)
+        self.speedup = None if speedup is None else float(speedup)
+        self.b_min = float(b_min)
+        self.b = max(float(b_init), self.b_min)
+        self.warm_start = int(warm_start)
+        self.steps = 0
+        self.err_ema: float | None = None
+
+    @property
+    def multiplier(self) -> float:
+        """The Lagrange multiplier lambda = softplus(b) on the reconstruction error."""
+        return _softplus(self.b)
+
+    @property
+    def beta(self) -> float:
+        """The KL weight relative to the error, 1 / lambda."""
+        return 1.0 / self.multiplier
+
+    def loss(self, err: Tensor, kl: Tensor, update: bool = True) -> Tensor:
+        """lambda * err + kl with the lambda from before this step; then update (optional)."""
+        out = self.multiplier * err + kl
+        if update:
+            self.update(err)
+        return out
+
+    def update(self, err: Tensor | float) -> None:
+        """Advance the error EMA and, after the warm start, b with a (batch-mean) reconstruction error."""
+        e = float(err.detach()) if isinstance(err, Tensor) else float(err)
+        self.err_ema = e if self.err_ema is None else self.alpha * self.err_ema + (1.0 - self.alpha) * e
+        self.steps += 1
+        if self.steps <= self.warm_start:
+            return
+        constraint = self.err_ema - self.goal  # > 0: violated
+        scale = self.speedup if (self.speedup is not None and constraint < 0) else 1.0
+        self.b = max(self.b + self.step_size * scale * constraint, self.b_min)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-python state (hyper-parameters, b, steps, err_ema; `beta` for reading only)."""
+        return {"goal": self.goal, "step_size": self.step_size, "alpha": self.alpha,
+                "speedup": self.speedup, "b_min": self.b_min, "warm_start": self.warm_start,
+                "b": self.b, "steps": self.steps, "err_ema": self.err_ema, "beta": self.beta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state written by `state_dict`; a state with only `beta` sets b = softplus^-1(1 / beta)."""
+        for key in ("goal", "step_size", "alpha", "b_min"):
+            if key in state:
+                setattr(self, key, float(state[key]))
+        for key in ("warm_start", "steps"):
+            if key in state:
+                setattr(self, key, int(state[key]))
+        if "speedup" in state:
+            self.speedup = None if state["speedup"] is None else float(state["speedup"])
+        if "err_ema" in state:
+            self.err_ema = None if state["err_ema"] is None else float(state["err_ema"])
+        if "b" in state:
+            self.b = float(state["b"])
+        elif "beta" in state:
+            self.b = max(_softplus_inverse(1.0 / float(state["beta"])), self.b_min)
+
+    def __repr__(self) -> str:
+        return (f"EmorlGECO(goal={self.goal:.4g}, step_size={self.step_size:.3g}, b={self.b:.4g}, "
+                f"steps={self.steps}, err_ema={self.err_ema})")

@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from sri.models import ModelOutput, SampleOutput, build_model
+from sri.models import REGISTRY, ModelOutput, ModelSpec, SampleOutput, build_model
 from sri.models.blocks import InstanceColouringSBP
 from sri.models.relate import SceneEncoder
 
@@ -175,12 +175,13 @@ def test_other_multiples_of_16(size):
         assert m(torch.rand(1, 3, size, size)).recon.shape == (1, 3, size, size)
 
 
-def test_build_model_errors():
+def test_build_model_errors(monkeypatch):
     with pytest.raises(ValueError, match="valid names: sri, genv2, gen"):
         build_model("monet")
-    for name in ("emorl", "sri_emorl"):
-        with pytest.raises(NotImplementedError, match="implemented models: sri, genv2, gen"):
-            build_model(name)
+    with monkeypatch.context() as mp:  # a registered model without a builder
+        mp.setitem(REGISTRY, "fake", ModelSpec("fake", "Fake", None, {}))
+        with pytest.raises(NotImplementedError, match="implemented models: sri, genv2, gen, emorl, sri_sa, sri_emorl"):
+            build_model("fake")
     with pytest.raises(TypeError, match="valid options: image_size"):
         build_model("sri", num_slot=3)
     with pytest.raises(TypeError, match="order_alignment"):

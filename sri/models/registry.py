@@ -74,6 +74,26 @@ def _build_gen(name: str, o: dict[str, Any]) -> nn.Module:
         feature_dim=o["feature_dim"]))
 
 
+def _emorl_module(o: dict[str, Any]) -> nn.Module:
+    from sri.models.emorl import EmorlSegregation
+
+    return EmorlSegregation(o["image_size"], o["num_slots"], o["slot_dim"], refinement_steps=o["refinement_steps"],
+                            refinement_steps_late=o["refinement_steps_late"], curriculum_step=o["curriculum_step"],
+                            likelihood=o["likelihood"], normalized=o["normalized"], pixel_std=o["pixel_std"])
+
+
+def _build_emorl(name: str, o: dict[str, Any]) -> nn.Module:
+    from sri.models.independent_vae import IndependentSlotVAE
+
+    return IndependentSlotVAE(name, o, _emorl_module(o))
+
+
+def _build_sri_emorl(name: str, o: dict[str, Any]) -> nn.Module:
+    from sri.models.sri_model import SRI
+
+    return SRI(name, o, _emorl_module(o))
+
+
 def _build_sri_sa(name: str, o: dict[str, Any]) -> nn.Module:
     from sri.models.slot_attention import SlotAttentionSegregation
     from sri.models.sri_model import SRI
@@ -87,6 +107,10 @@ _COMMON = dict(image_size=64, num_slots=9, slot_dim=64, scene_dim=128, relation_
                likelihood="mog", normalized=True, pixel_std=0.7)
 _SRI = dict(_COMMON, matching="greedy", shared_decoder=False, scene_variable=True,
             order_alignment=True, cross_order_kl=True)
+# EMORL: unnormalised Gaussian, sigma 0.1; I refinement steps, then `refinement_steps_late` from
+# `curriculum_step` (0: no curriculum; SRI-EMORL fixes I = 2)
+_EMORL = dict(likelihood="gaussian", normalized=False, pixel_std=0.1, refinement_steps=3,
+              refinement_steps_late=1, curriculum_step=100_000)
 
 REGISTRY: dict[str, ModelSpec] = {
     "sri": ModelSpec("sri", "SRI", _build_sri, _SRI, loss_groups=("seg", "sri"), ordered_posterior=True),
@@ -94,11 +118,12 @@ REGISTRY: dict[str, ModelSpec] = {
     "genv2": ModelSpec("genv2", "GENv2", _build_genv2, dict(_COMMON, scene_variable=False)),
     "gen": ModelSpec("gen", "GEN", _build_gen,
                      dict(_COMMON, scene_variable=False, component_dim=16, feature_dim=256)),
-    "emorl": ModelSpec("emorl", "EMORL", None, dict(_COMMON, refinement_steps=3), geco="emorl",
+    "emorl": ModelSpec("emorl", "EMORL", _build_emorl, dict(_COMMON, **_EMORL), geco="emorl",
                        autoregressive=False),
     "sri_sa": ModelSpec("sri_sa", "SRI-SA*", _build_sri_sa, dict(_SRI, sa_iterations=3),
                         loss_groups=("seg", "sri"), ordered_posterior=True),
-    "sri_emorl": ModelSpec("sri_emorl", "SRI-EMORL", None, dict(_SRI, refinement_steps=2),
+    "sri_emorl": ModelSpec("sri_emorl", "SRI-EMORL", _build_sri_emorl,
+                           {**_SRI, **_EMORL, "refinement_steps": 2, "curriculum_step": 0},
                            loss_groups=("seg", "sri"), geco="emorl", ordered_posterior=True),
 }
 MODEL_NAMES = tuple(REGISTRY)
@@ -135,7 +160,8 @@ def _validate(o: dict[str, Any]) -> None:
         raise ValueError(f"slot_dim must be a positive multiple of 8 (GroupNorm(8)); got {o['slot_dim']!r}")
     for key in ("scene_dim", "component_dim", "feature_dim", "refinement_steps", "sa_iterations"):
         _check_int(o, key, 1)
-    _check_int(o, "relation_layers", 0)
+    for key in ("relation_layers", "refinement_steps_late", "curriculum_step"):
+        _check_int(o, key, 0)
     if o["likelihood"] not in ("gaussian", "mog"):
         raise ValueError(f"likelihood must be 'gaussian' or 'mog'; got {o['likelihood']!r}")
     try:

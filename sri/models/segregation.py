@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sri.models.blocks import BroadcastDecoder, ConvGNReLU, InstanceColouringSBP, UNet
+from sri.objectives import mc_kl_normal
 
-__all__ = ["GenesisV2Segregation", "Segregation"]
+__all__ = ["GenesisV2Segregation", "Segregation", "segregation_kl", "segregation_nll"]
 
 
 @dataclass
@@ -26,6 +27,11 @@ class Segregation:
 
     `extra_kl [B]` holds the module's own KL terms for latents the slot prior does not model (e.g.
     GENESIS's component latents); `context` what `reconstruct` needs beyond z.
+    A module with its own slot prior (EMORL's hierarchical prior) sets `kl [B]`, its whole KL, which
+    an assembly with an independent slot prior uses instead of the single-sample KL of z to N(0, I)
+    plus `extra_kl`. `aux_nll [B]` (training only, value 0) carries the gradient of the module's
+    other reconstruction losses (EMORL's weighted refinement iterations); assemblies add it to the
+    NLL they compute from `reconstruct`.
     """
 
     att_log_masks: Tensor  # [B, K, 1, H, W]
@@ -33,7 +39,23 @@ class Segregation:
     std: Tensor  # [B, K, D]
     z: Tensor  # [B, K, D]
     extra_kl: Tensor | None = None  # [B]
+    kl: Tensor | None = None  # [B]
+    aux_nll: Tensor | None = None  # [B]
     context: dict[str, Tensor] = field(default_factory=dict)
+
+
+def segregation_kl(seg: Segregation) -> Tensor:
+    """Slot KL `[B]` of a pass under an independent slot prior: the module's own `kl`, else the
+    single-sample KL of z to N(0, I) plus `extra_kl`."""
+    if seg.kl is not None:
+        return seg.kl
+    kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
+    return kl if seg.extra_kl is None else kl + seg.extra_kl
+
+
+def segregation_nll(seg: Segregation, nll: Tensor) -> Tensor:
+    """An assembly's NLL `[B]` of `reconstruct` plus the module's zero-valued `aux_nll` surrogate."""
+    return nll if seg.aux_nll is None else nll + seg.aux_nll
 
 
 class GenesisV2Segregation(nn.Module):

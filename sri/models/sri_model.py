@@ -13,7 +13,8 @@ from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import decode_sample, start_sampling
-from sri.objectives import image_nll, kl_normal, kl_std_normal, mc_kl_normal
+from sri.models.segregation import segregation_kl, segregation_nll
+from sri.objectives import image_nll, kl_normal, kl_std_normal
 
 __all__ = ["SRI"]
 
@@ -48,10 +49,19 @@ class SRI(nn.Module):
                               if o["scene_variable"] else None)
         self.prior = AutoregressivePrior(D, o["scene_dim"], o["scene_variable"])
         self.posterior = AutoregressivePosterior(D, o["scene_dim"], o["scene_variable"])
-        self.sri_decoder = None if o["shared_decoder"] else BroadcastDecoder(o["image_size"], D)
+        # the second decoder has the segregation decoder's architecture (the release's choice)
+        make = getattr(segregation, "make_decoder", None)
+        self.sri_decoder = (None if o["shared_decoder"] else make() if make is not None
+                            else BroadcastDecoder(o["image_size"], D))
+
+    def set_training_step(self, step: int) -> None:
+        """Tell the segregation module the training step (EMORL's refinement curriculum), if it has one."""
+        setter = getattr(self.segregation, "set_training_step", None)
+        if setter is not None:
+            setter(step)
 
     @property
-    def decoder(self) -> BroadcastDecoder:
+    def decoder(self) -> nn.Module:
         """The decoder of L_SRI and of sampling."""
         return self.segregation.decoder if self.sri_decoder is None else self.sri_decoder
 
@@ -85,12 +95,10 @@ class SRI(nn.Module):
         zeros = x.new_zeros(B)
         # 1. Segregate (trained by L_seg only)
         seg = self.segregation.encode(x)
-        seg_kl = mc_kl_normal(seg.z, seg.mu, seg.std).sum(1)
-        if seg.extra_kl is not None:
-            seg_kl = seg_kl + seg.extra_kl
+        seg_kl = segregation_kl(seg)
         if decode_seg:
             seg_rgb, seg_logm = self.segregation.reconstruct(x, seg)
-            seg_nll = self._nll(x, seg_logm, seg_rgb, normalized)
+            seg_nll = segregation_nll(seg, self._nll(x, seg_logm, seg_rgb, normalized))
         # 2. Relate, on detached slot samples
         mu_o, z_o = seg.mu.detach(), seg.z.detach()
         params: dict[str, Tensor] = {}

@@ -9,7 +9,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.models.registry import LOSS_GROUPS, model_spec
-from sri.objectives import GECO
+from sri.objectives import GECO, EmorlGECO
 
 __all__ = ["make_gecos", "train_step", "unwrap_model", "SRI_KL_TERMS"]
 
@@ -24,13 +24,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def make_gecos(model: nn.Module, *, goal_per_element: float, geco_lr: float = 1e-6,
-               speedup: float = 10.0, alpha: float = 0.99) -> dict[str, GECO]:
-    """One GECO per loss group of `model` (its registry entry); goal = target * 3HW, step = lr * 64^2 / H^2."""
+               speedup: float = 10.0, alpha: float = 0.99) -> dict[str, GECO | EmorlGECO]:
+    """One GECO per loss group of `model` (its registry entry); goal = target * 3HW, step = lr * 64^2 / H^2.
+
+    The registry's `geco` picks the form: "genesis" (`GECO`) or "emorl" (`EmorlGECO`).
+    """
     m = unwrap_model(model)
     size = int(getattr(m, "image_size"))
     goal = float(goal_per_element) * 3 * size * size
     step = float(geco_lr) * 64 ** 2 / size ** 2
-    return {group: GECO(goal, step, alpha=alpha, speedup=speedup) for group in model_spec(m).loss_groups}
+    spec = model_spec(m)
+    cls = EmorlGECO if spec.geco == "emorl" else GECO
+    return {group: cls(goal, step, alpha=alpha, speedup=speedup) for group in spec.loss_groups}
 
 
 def _images(batch: Any, device: torch.device) -> Tensor:
