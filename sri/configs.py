@@ -188,8 +188,8 @@ PRESETS: dict[str, dict[str, Any]] = {
               "data_options": {"num": 32}, "num_fid": 16, "num_ari": 8, "num_bpd": 8,
               "num_sacc": 8, "num_order": 16, "eval_batch_size": 8, "eval_num": 8,
               "keep_checkpoints": 2},
-    # 6 minutes of training per run on a CPU, whatever its speed (`python -m sri.demo` runs two
-    # of them); `steps` is only an upper bound here
+    # 4 wall-clock minutes of training per run (time_limit), whatever the CPU's speed
+    # (`python -m sri.demo` runs two of them); `steps` is only an upper bound here
     "demo": {"dataset": "blocks", "image_size": 32, "num_slots": 6, "steps": 1_000_000, "batch_size": 16,
              "lr": 5e-4, "geco_goal": -1.6, "geco_lr": 1e-5,
              "model_options": {"pixel_std": 0.1, "normalized": False, "slot_dim": 32},
