@@ -12,11 +12,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from sri.models.assembly import SlotModel
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.priors import GenesisPrior
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import sample_output, start_sampling
-from sri.objectives import image_nll, kl_std_normal, normal_log_prob
+from sri.objectives import kl_std_normal, normal_log_prob
 
 __all__ = ["AutoregressiveSlotVAE"]
 
@@ -25,31 +26,17 @@ _LEGACY_NAMES = (("prior_lstm.", "prior.lstm."), ("prior_linear.", "prior.linear
                  ("scene_proj.", "prior.proj."))
 
 
-class AutoregressiveSlotVAE(nn.Module):
+class AutoregressiveSlotVAE(SlotModel):
     """Segregation module + autoregressive prior over its slot latents; one loss group ("seg")."""
 
     def __init__(self, name: str, options: dict[str, Any], segregation: nn.Module) -> None:
-        super().__init__()
-        self.name = name
-        self.options = dict(options)
+        super().__init__(name, options, segregation)
         o = self.options
-        self.image_size = o["image_size"]
-        self.num_slots = o["num_slots"]
-        self.slot_dim = o["slot_dim"]
-        self.scene_dim = o["scene_dim"]
-        self.segregation = segregation
         D = segregation.latent_dim
         self.prior = GenesisPrior(D, o["scene_dim"] if o["scene_variable"] else None)
         self.scene_encoder = (SceneEncoder(D, o["scene_dim"], o["relation_layers"])
                               if o["scene_variable"] else None)
         self.register_load_state_dict_pre_hook(_rename_legacy)
-
-    def _check_input(self, x: Tensor) -> None:
-        S = self.image_size
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != S or x.shape[3] != S:
-            raise ValueError(f"{self.name} expects images [B, 3, {S}, {S}] in [0, 1]; got "
-                             f"{tuple(x.shape)} (build the model with image_size={x.shape[-1]} "
-                             "or resize the data)")
 
     def _scene(self, z: Tensor) -> tuple[Tensor | None, Tensor]:
         if self.scene_encoder is None:
@@ -60,7 +47,6 @@ class AutoregressiveSlotVAE(nn.Module):
 
     def _run(self, x: Tensor, normalized: bool | None = None) -> ModelOutput:
         self._check_input(x)
-        o = self.options
         seg = self.segregation.encode(x)
         s, scene_kl = self._scene(seg.z.detach())
         p_mu, p_std = self.prior.teacher_forced(s, seg.z)
@@ -68,8 +54,7 @@ class AutoregressiveSlotVAE(nn.Module):
         if seg.extra_kl is not None:
             kl = kl + seg.extra_kl
         rgb, logm = self.segregation.reconstruct(x, seg)
-        norm = o["normalized"] if normalized is None else normalized
-        nll = image_nll(x.float(), logm.float(), rgb.float(), o["pixel_std"], o["likelihood"], norm)
+        nll = self._nll(x, logm, rgb, normalized)
         masks = logm.exp()
         B, K = x.shape[0], self.num_slots
         return ModelOutput(terms={"seg_nll": nll, "seg_kl": kl + scene_kl}, recon=(masks * rgb).sum(1),
@@ -77,16 +62,6 @@ class AutoregressiveSlotVAE(nn.Module):
                            slot_images=rgb, att_masks=seg.att_log_masks.exp(),
                            extras={"z": seg.z, "scene_kl": scene_kl, "prior_mu": p_mu, "prior_std": p_std,
                                    "mu": seg.mu, "std": seg.std})
-
-    def forward(self, x: Tensor) -> ModelOutput:
-        """Training pass on x `[B, 3, H, W]` in [0, 1]; terms `seg_nll`, `seg_kl` (+ sceneKL)."""
-        return self._run(x)
-
-    @torch.no_grad()
-    def elbo_terms(self, x: Tensor, normalized: bool = True) -> dict[str, Tensor]:
-        """-ELBO terms per image (no gradients): `nll`, `kl`."""
-        t = self._run(x, normalized=normalized).terms
-        return {"nll": t["seg_nll"], "kl": t["seg_kl"]}
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, num_slots: int | None = None,

@@ -10,11 +10,12 @@ from torch import Tensor
 from sri.matching import match
 from sri.models.blocks import BroadcastDecoder
 from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
+from sri.models.assembly import SlotModel
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import decode_sample, start_sampling
 from sri.models.segregation import segregation_kl, segregation_nll
-from sri.objectives import image_nll, kl_normal, kl_std_normal
+from sri.objectives import kl_normal, kl_std_normal
 
 __all__ = ["SRI"]
 
@@ -25,7 +26,7 @@ def _gather_slots(x: Tensor, order: Tensor) -> Tensor:
     return x.gather(1, idx)
 
 
-class SRI(nn.Module):
+class SRI(SlotModel):
     """The SRI model (paper Sections 3-4). Build it with `sri.models.build_model("sri", ...)`.
 
     The segregation module (GENESIS-v2's for `sri`) is trained by L_seg with its own independent
@@ -35,15 +36,8 @@ class SRI(nn.Module):
     """
 
     def __init__(self, name: str, options: dict[str, Any], segregation: nn.Module) -> None:
-        super().__init__()
-        self.name = name
-        self.options = dict(options)
+        super().__init__(name, options, segregation)
         o = self.options
-        self.image_size = o["image_size"]
-        self.num_slots = o["num_slots"]
-        self.slot_dim = o["slot_dim"]
-        self.scene_dim = o["scene_dim"]
-        self.segregation = segregation
         D = segregation.latent_dim
         self.scene_encoder = (SceneEncoder(D, o["scene_dim"], o["relation_layers"])
                               if o["scene_variable"] else None)
@@ -54,29 +48,10 @@ class SRI(nn.Module):
         self.sri_decoder = (None if o["shared_decoder"] else make() if make is not None
                             else BroadcastDecoder(o["image_size"], D))
 
-    def set_training_step(self, step: int) -> None:
-        """Tell the segregation module the training step (EMORL's refinement curriculum), if it has one."""
-        setter = getattr(self.segregation, "set_training_step", None)
-        if setter is not None:
-            setter(step)
-
     @property
     def decoder(self) -> nn.Module:
         """The decoder of L_SRI and of sampling."""
         return self.segregation.decoder if self.sri_decoder is None else self.sri_decoder
-
-    def _nll(self, x: Tensor, log_masks: Tensor, rgb: Tensor, normalized: bool | None = None) -> Tensor:
-        o = self.options
-        norm = o["normalized"] if normalized is None else normalized
-        # float32 even under autocast: sums over 3HW elements
-        return image_nll(x.float(), log_masks.float(), rgb.float(), o["pixel_std"], o["likelihood"], norm)
-
-    def _check_input(self, x: Tensor) -> None:
-        S = self.image_size
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != S or x.shape[3] != S:
-            raise ValueError(f"{self.name} expects images [B, 3, {S}, {S}] in [0, 1]; got "
-                             f"{tuple(x.shape)} (build the model with image_size={x.shape[-1]} "
-                             "or resize the data)")
 
     def _scene(self, z_o: Tensor, params: dict[str, Tensor] | None = None) -> tuple[Tensor | None, Tensor]:
         """Sample s ~ q(s | z_o) and its KL to N(0, I) (zeros without a scene variable)."""
@@ -132,10 +107,6 @@ class SRI(nn.Module):
                     "prior_std": p_std, **params,
                     **({"rollout_z": r_z, "rollout_mu": r_mu, "rollout_std": r_std}
                        if r_z is not None else {})})
-
-    def forward(self, x: Tensor) -> ModelOutput:
-        """Full training pass on x `[B, 3, H, W]` in [0, 1]; see `ModelOutput`."""
-        return self._run(x)
 
     @torch.no_grad()
     def elbo_terms(self, x: Tensor, normalized: bool = True) -> dict[str, Tensor]:
