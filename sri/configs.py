@@ -61,17 +61,25 @@ def _family(family: str, dataset: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Optimisation (appendix A.4.1): GENv2-based vs EMORL-based.
 # ---------------------------------------------------------------------------------------------
+# the optimisation recipe of each code base a row builds on; `steps_by_dataset` overrides `steps`
+OPTIM_BASES: dict[str, dict[str, Any]] = {
+    "genv2": {"optimizer": "adam", "lr": 1e-4, "lr_warmup_steps": 0, "lr_decay_every": 0,
+              "lr_decay_rate": 1.0, "grad_clip": 0.0, "batch_size": 32,
+              # 500K steps; on CLEVR6 training was stopped at 425K (appendix A.4.3)
+              "steps": 500_000, "steps_by_dataset": {"clevr6": 425_000}},
+    "emorl": {"optimizer": "adam", "lr": 4e-4, "lr_warmup_steps": 10_000,
+              "lr_decay_every": 100_000, "lr_decay_rate": 0.5, "grad_clip": 5.0, "batch_size": 32,
+              # SRI-EMORL reached 225K CLEVR6 steps on 8 A100s; used for every EMORL row
+              "steps": 225_000},
+}
+
+
 def _optim(base: str, dataset: str) -> dict[str, Any]:
-    if base == "emorl":
-        return {"optimizer": "adam", "lr": 4e-4, "lr_warmup_steps": 10_000,
-                "lr_decay_every": 100_000, "lr_decay_rate": 0.5, "grad_clip": 5.0,
-                "batch_size": 32,
-                # SRI-EMORL reached 225K CLEVR6 steps on 8 A100s; used for every EMORL row
-                "steps": 225_000}
-    return {"optimizer": "adam", "lr": 1e-4, "lr_warmup_steps": 0, "lr_decay_every": 0,
-            "lr_decay_rate": 1.0, "grad_clip": 0.0, "batch_size": 32,
-            # 500K steps; on CLEVR6 training was stopped at 425K (appendix A.4.3)
-            "steps": 425_000 if dataset == "clevr6" else 500_000}
+    if base not in OPTIM_BASES:
+        raise ConfigError(f"unknown optimisation base {base!r}; known: {', '.join(OPTIM_BASES)}")
+    out = {k: v for k, v in OPTIM_BASES[base].items() if k != "steps_by_dataset"}
+    out["steps"] = OPTIM_BASES[base].get("steps_by_dataset", {}).get(dataset, out["steps"])
+    return out
 
 
 # A row: label (for display), `paper` (its label in tables/paper_results.csv when that differs), model name, likelihood family, optimisation base,

@@ -14,7 +14,7 @@ from torch import Tensor
 
 __all__ = [
     "gaussian_nll", "mog_nll", "image_nll", "normal_log_prob", "kl_normal", "kl_std_normal",
-    "mc_kl_normal", "softplus_std", "GECO", "EmorlGECO", "LOG_2PI",
+    "mc_kl_normal", "softplus_std", "GECO", "EmorlGECO", "GECO_FORMS", "LOG_2PI",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -232,3 +232,7 @@ class EmorlGECO:
     def __repr__(self) -> str:
         return (f"EmorlGECO(goal={self.goal:.4g}, step_size={self.step_size:.3g}, b={self.b:.4g}, "
                 f"steps={self.steps}, err_ema={self.err_ema})")
+
+
+# the GECO forms a model's registry entry can name (`ModelSpec.geco`)
+GECO_FORMS: dict[str, type] = {"genesis": GECO, "emorl": EmorlGECO}

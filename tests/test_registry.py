@@ -76,3 +76,15 @@ def test_one_geco_per_loss_group_and_the_terms_exist(name):
     terms = m(torch.rand(2, 3, 16, 16)).terms
     for g in gecos:
         assert {LOSS_GROUPS[g].nll, *LOSS_GROUPS[g].kl} <= set(terms)
+
+
+def test_every_named_geco_form_and_optimisation_base_exists():
+    from sri.configs import OPTIM_BASES, TABLES, ConfigError, _optim
+    from sri.objectives import GECO_FORMS
+
+    assert all(spec.geco in GECO_FORMS for spec in REGISTRY.values())
+    assert {r["base"] for t in TABLES.values() for r in t["rows"].values()} <= set(OPTIM_BASES)
+    assert _optim("genv2", "clevr6")["steps"] == 425_000 and _optim("genv2", "shapestacks")["steps"] == 500_000
+    assert _optim("emorl", "clevr6")["lr_warmup_steps"] == 10_000
+    with pytest.raises(ConfigError, match="optimisation base"):
+        _optim("monet", "clevr6")

@@ -9,7 +9,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.models.registry import LOSS_GROUPS, model_spec
-from sri.objectives import GECO, EmorlGECO
+from sri.objectives import GECO, GECO_FORMS, EmorlGECO
 
 __all__ = ["make_gecos", "train_step", "unwrap_model", "SRI_KL_TERMS"]
 
@@ -27,14 +27,15 @@ def make_gecos(model: nn.Module, *, goal_per_element: float, geco_lr: float = 1e
                speedup: float = 10.0, alpha: float = 0.99) -> dict[str, GECO | EmorlGECO]:
     """One GECO per loss group of `model` (its registry entry); goal = target * 3HW, step = lr * 64^2 / H^2.
 
-    The registry's `geco` picks the form: "genesis" (`GECO`) or "emorl" (`EmorlGECO`).
+    The registry's `geco` picks the form from `sri.objectives.GECO_FORMS` ("genesis": `GECO`,
+    "emorl": `EmorlGECO`).
     """
     m = unwrap_model(model)
     size = int(getattr(m, "image_size"))
     goal = float(goal_per_element) * 3 * size * size
     step = float(geco_lr) * 64 ** 2 / size ** 2
     spec = model_spec(m)
-    cls = EmorlGECO if spec.geco == "emorl" else GECO
+    cls = GECO_FORMS[spec.geco]
     return {group: cls(goal, step, alpha=alpha, speedup=speedup) for group in spec.loss_groups}
 
 
