@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["ConvGNReLU", "UNet", "unet_num_blocks", "InstanceColouringSBP", "BroadcastDecoder",
+           "SpatialBroadcastDecoder",
            "pixel_coords", "clamp_preserve_gradients", "xavier_init", "check_generator"]
 
 
@@ -191,3 +192,31 @@ class BroadcastDecoder(nn.Module):
         rgb = rgb.view(B, K, 3, H, W)
         log_masks = torch.log_softmax(logits.view(B, K, 1, H, W), dim=1)
         return rgb, log_masks
+
+
+class SpatialBroadcastDecoder(nn.Module):
+    """Valid-convolution broadcast decoder (MONet, GENESIS, EMORL): z tiled to the image size plus the
+    border the convolutions eat, with a position map, 4 x [valid Conv3x3 + ELU], then a valid
+    Conv(`final_kernel`) to `out_channels`. `positions(size)` gives the `[1, P, size, size]` map
+    (default: the (y, x) grid in [-1, 1])."""
+
+    def __init__(self, image_size: int, latent_dim: int, out_channels: int, width: int = 32,
+                 final_kernel: int = 1, positions=pixel_coords) -> None:
+        super().__init__()
+        self.size = image_size + 8 + (final_kernel - 1)
+        coords = positions(self.size)
+        layers: list[nn.Module] = []
+        cin = latent_dim + coords.shape[1]
+        for _ in range(4):
+            layers += [nn.Conv2d(cin, width, 3), nn.ELU(inplace=True)]
+            cin = width
+        layers.append(nn.Conv2d(width, out_channels, final_kernel))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("coords", coords, persistent=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """z `[N, D]` -> `[N, out_channels, S, S]`."""
+        N, s = z.shape[0], self.size
+        h = torch.cat([z.view(N, -1, 1, 1).expand(-1, -1, s, s),
+                       self.coords.to(z.dtype).expand(N, -1, -1, -1)], dim=1)
+        return self.net(h)

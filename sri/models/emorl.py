@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from sri.models.blocks import SpatialBroadcastDecoder
 from sri.models.segregation import Segregation
 from sri.objectives import image_nll, kl_normal, kl_std_normal, softplus_std
 
@@ -40,26 +41,16 @@ def iteration_weights(num_steps: int) -> list[float]:
     return [(num_steps + 3 - i) / (num_steps + 1) for i in range(num_steps + 1)]
 
 
-class EmorlDecoder(nn.Module):
-    """Broadcast decoder: z `[N, D]` tiled to (S+10)^2 + position map, 4 x valid Conv3x3 (64, ELU), Conv3x3 -> 4."""
+class EmorlDecoder(SpatialBroadcastDecoder):
+    """Broadcast decoder: z `[N, D]` tiled to (S+10)^2 + the border-distance map, 4 x valid Conv3x3
+    (64, ELU), valid Conv3x3 -> 4 (RGB, mask logit)."""
 
     def __init__(self, image_size: int, latent_dim: int, width: int = 64) -> None:
-        super().__init__()
-        self.size = image_size + 10
-        layers: list[nn.Module] = []
-        cin = latent_dim + 4
-        for _ in range(4):
-            layers += [nn.Conv2d(cin, width, 3), nn.ELU(inplace=True)]
-            cin = width
-        layers.append(nn.Conv2d(width, 4, 3))
-        self.net = nn.Sequential(*layers)
-        self.register_buffer("pos", border_distances(self.size), persistent=False)
+        super().__init__(image_size, latent_dim, 4, width=width, final_kernel=3, positions=border_distances)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """(rgb `[N, 3, S, S]` after a sigmoid (our choice: images stay in [0, 1]), mask logits `[N, 1, S, S]`)."""
-        N, s = z.shape[0], self.size
-        h = torch.cat([z.view(N, -1, 1, 1).expand(-1, -1, s, s), self.pos.to(z.dtype).expand(N, -1, -1, -1)], 1)
-        out = self.net(h)
+        out = super().forward(z)
         return torch.sigmoid(out[:, :3]), out[:, 3:]
 
     def decode_slots(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from sri.models.blocks import pixel_coords
+from sri.models.blocks import SpatialBroadcastDecoder
 from sri.models.segregation import Segregation
 from sri.objectives import normal_log_prob
 
@@ -40,29 +40,6 @@ class GatedConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h, g = self.conv(x).chunk(2, dim=1)
         return h * torch.sigmoid(g)
-
-
-class SpatialBroadcastDecoder(nn.Module):
-    """MONet-style broadcast decoder: z tiled to (S+8)^2 with coordinates, 4 valid Conv3x3 + ELU, Conv1x1."""
-
-    def __init__(self, image_size: int, latent_dim: int, out_channels: int, width: int = 32) -> None:
-        super().__init__()
-        self.size = image_size + 8
-        layers: list[nn.Module] = []
-        cin = latent_dim + 2
-        for _ in range(4):
-            layers += [nn.Conv2d(cin, width, 3), nn.ELU(inplace=True)]
-            cin = width
-        layers.append(nn.Conv2d(width, out_channels, 1))
-        self.net = nn.Sequential(*layers)
-        self.register_buffer("coords", pixel_coords(self.size), persistent=False)
-
-    def forward(self, z: Tensor) -> Tensor:
-        """z `[N, D]` -> `[N, out_channels, S, S]`."""
-        N, s = z.shape[0], self.size
-        h = torch.cat([z.view(N, -1, 1, 1).expand(-1, -1, s, s),
-                       self.coords.to(z.dtype).expand(N, -1, -1, -1)], dim=1)
-        return self.net(h)
 
 
 def stick_breaking(logits: Tensor) -> Tensor:
