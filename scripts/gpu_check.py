@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     def torchrun() -> str:
         if dry or torch.cuda.device_count() < 2:
             return f"skipped: {torch.cuda.device_count()} GPU(s)"
-        with __import__("tempfile").TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
             cmd = ["torchrun", "--standalone", "--nproc_per_node=2", str(REPO / "experiments" / "table3_ablation.py"),
                    "with", "smoke", "d", "device=cuda", f"run_dir={tmp}/ck", "-F", f"{tmp}/runs"]
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp)
