@@ -10,6 +10,9 @@ benchmarks:
   convert      TFRecord conversion speed in records/s (sri.data.bench)
   loader       DataLoader batches/s from a converted cache (sri.data.bench)
   learn        train a model from scratch, write its learning curve on held-out scenes (sri.train.learn)
+  profile      where a step's time goes: phases, top operations, forward/backward per module (sri.train.profile)
+  fast-check   does bf16 autocast train like fp32? loss curves over 2,000 steps vs tolerances (sri.train.fast_check)
+  release      our SRI step beside the authors' release in one process, A B A B (sri.train.release_bench)
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.train.compare)
 """
 
@@ -25,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         from sri.train.bench import main as run
     elif name == "learn":
         from sri.train.learn import main as run
+    elif name == "profile":
+        from sri.train.profile import main as run
+    elif name == "fast-check":
+        from sri.train.fast_check import main as run
+    elif name == "release":
+        from sri.train.release_bench import main as run
     elif name == "compare":
         from sri.train.compare import main as run
     elif name in ("convert", "loader"):

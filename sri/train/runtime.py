@@ -56,6 +56,12 @@ def restore_handlers(old: dict[int, Any]) -> None:
         signal.signal(sig, h)
 
 
+# The fastest training mode validated on CPU (`--fast` of `python -m sri.bench train-step`, trainer config
+# keys): bf16 autocast, whose loss curve matches fp32 within the tolerances of `python -m sri.bench
+# fast-check`; torch.compile is left out because it made the CPU step slower (docs/PERFORMANCE.md).
+FAST_MODE: dict[str, object] = {"amp": "bf16", "compile": False}
+
+
 def tune_cpu_allocator() -> bool:
     """Keep freed memory in the glibc heap (no mmap / trim) so big activations do not page-fault.
 
