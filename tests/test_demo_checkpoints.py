@@ -106,6 +106,22 @@ def test_init_checkpoint_of_another_model_is_refused(tmp_path):
         train(_cfg(tmp_path / "c", 4, init_checkpoint=3))
 
 
+def test_init_checkpoint_may_switch_the_likelihood_only(tmp_path):
+    """A G-trained checkpoint continues under MoG (same parameters); a changed width is refused."""
+    train(_cfg(tmp_path / "a", 2))
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    cfg = _cfg(tmp_path / "b", 3, init_checkpoint=str(dst))
+    cfg["model_options"].update(likelihood="gaussian", pixel_std=0.1, normalized=False)
+    log = MemoryLogger()
+    train(cfg, logger=log)
+    model, _ = load_model(list_checkpoints(tmp_path / "b")[-1][1])
+    assert model.options["likelihood"] == "gaussian" and model.options["pixel_std"] == 0.1
+    cfg = _cfg(tmp_path / "c", 3, init_checkpoint=str(dst))
+    cfg["model_options"].update(likelihood="gaussian", slot_dim=8)
+    with pytest.raises(ConfigError, match="only likelihood, normalized, pixel_std may differ"):
+        train(cfg)
+
+
 def test_every_trainer_option_is_a_sacred_config_entry():
     """Regression: init_checkpoint was missing from the table scripts' config scope, so
     `with init_checkpoint=...` (what the demo passes) failed with ConfigAddedError."""

@@ -126,6 +126,9 @@ REGISTRY: dict[str, ModelSpec] = {
                            {**_SRI, **_EMORL, "refinement_steps": 2, "curriculum_step": 0},
                            loss_groups=("seg", "sri"), geco="emorl", ordered_posterior=True),
 }
+# options that change only the objective (the image likelihood), never a parameter: a checkpoint
+# trained with one value can start a run with another (trainer's init_checkpoint)
+LIKELIHOOD_OPTIONS = ("likelihood", "normalized", "pixel_std")
 MODEL_NAMES = tuple(REGISTRY)
 IMPLEMENTED = tuple(n for n, s in REGISTRY.items() if s.implemented)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {n: dict(s.defaults) for n, s in REGISTRY.items()}

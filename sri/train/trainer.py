@@ -38,6 +38,7 @@ from sri.train.rundir import (ARCHIVE_DIR, CKPT_RE, SAMPLES_RE, archive_previous
 from sri.train.runtime import (install_stop_handlers, resolve_device, restore_handlers,
                                threading_is_main, tune_cpu_allocator)
 from sri.train.schedule import StepBatchSampler, lr_factor
+from sri.models.registry import LIKELIHOOD_OPTIONS
 from sri.train.step import unwrap_model
 from sri.viz import SLOT_PALETTE as PALETTE
 from sri.viz import mask_colors, write_sample_grid
@@ -210,10 +211,16 @@ class Trainer:
         """Start from the weights, GECO states (and optimizer state, if stored) of `path`; its step."""
         ckpt = load_checkpoint(path, map_location=self.device)  # weights_only: safe
         model = unwrap_model(self.model)
-        if ckpt.get("model_name") != getattr(model, "name", None) or ckpt.get("model_options") != model.options:
+        theirs = dict(ckpt.get("model_options") or {})
+        differ = sorted(k for k in set(theirs) | set(model.options) if theirs.get(k) != model.options.get(k))
+        if ckpt.get("model_name") != getattr(model, "name", None) or not set(differ) <= set(LIKELIHOOD_OPTIONS):
             raise ConfigError(f"init_checkpoint {path} holds model {ckpt.get('model_name')} "
                               f"{ckpt.get('model_options')}, not this run's {getattr(model, 'name', None)} "
-                              f"{model.options}; use a checkpoint of the same model and options")
+                              f"{model.options}; use a checkpoint of the same model and options (only "
+                              f"{', '.join(LIKELIHOOD_OPTIONS)} may differ)")
+        if differ:
+            self._say("init_checkpoint: continuing with another likelihood: " + ", ".join(
+                f"{k} {theirs.get(k)!r} -> {model.options.get(k)!r}" for k in differ))
         ref = model.state_dict()
         # cast the compact (fp16) weights to the model's dtypes; names the model no longer has
         # (checkpoints of an older layout) are renamed by the model's own load hook
