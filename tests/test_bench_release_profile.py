@@ -117,6 +117,10 @@ def test_profile_splits_phases_ops_and_modules():
     # the backward is attributed to modules, and the forward per module fits in the forward phase
     assert sum(m["backward_s"] for m in res["modules"]) > 0.3 * ph["backward"]
     assert sum(m["forward_s"] for m in res["modules"]) <= ph["forward"] * 1.01
+    # FLOPs of the step's convolutions over their time; the largest decoder layer timed alone
+    conv = res["kernels"]["convolution"]
+    assert conv["flops"] > 0 and conv["s"] > 0 and conv["gflops_per_s"] == pytest.approx(conv["flops"] / conv["s"] / 1e9)
+    assert res["reference_layer"]["slot_images"] == 6 and res["reference_layer"]["gflops_per_s"] > 0
 
 
 def test_compare_curves_tolerances_on_known_curves():
@@ -149,32 +153,40 @@ def test_fast_check_runs_three_curves_and_writes_them(tmp_path):
     assert len(saved["curves"]["fp32"]["kl"]) == 30 and (tmp_path / "fast_check.png").stat().st_size > 1000
 
 
-def test_train_step_bench_fast_selects_bf16(capsys):
+def test_train_step_bench_fast_selects_the_fast_mode(capsys):
     from sri.bench import main
+    from sri.train.runtime import FAST_MODE
 
     assert main(["train-step", "--model", "genv2", "--image-size", "16", "--num-slots", "3", "--batch-size", "2",
                  "--slot-dim", "16", "--steps", "1", "--warmup", "0", "--fast", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["options"]["amp"] == "bf16" and out["options"]["compile"] is False and out["median_s"] > 0
+    assert out["options"]["amp"] == FAST_MODE["amp"] and out["options"]["compile"] == FAST_MODE["compile"]
+    assert out["median_s"] > 0
+
+
+def test_fast_mode_changes_no_numerics_unless_validated():
+    """Without a numerics-changing setting the fast mode must train exactly as fp32 does."""
+    from sri.train.bench import make_step
+    from sri.train.runtime import FAST_MODE
+
+    if FAST_MODE["amp"] is not None:
+        pytest.skip("the fast mode changes numerics; test_fast_mode_matches_fp32_over_2000_steps covers it")
+    cfg = dict(model="genv2", likelihood="gaussian", image_size=16, num_slots=3, batch_size=2, slot_dim=16)
+    ref, fast = make_step(**cfg), make_step(**cfg, amp_dtype=FAST_MODE["amp"], compile=bool(FAST_MODE["compile"]))
+    for _ in range(3):
+        torch.manual_seed(1)
+        a = ref.run()
+        torch.manual_seed(1)
+        assert fast.run() == a
 
 
 @pytest.mark.slow
 def test_fast_mode_matches_fp32_over_2000_steps(tmp_path):
-    """The issue's acceptance check of the fast mode: 2,000 steps of SRI at a small config."""
+    """The issue's acceptance check of a numerics-changing fast mode: 2,000 steps of SRI at a small config."""
     from sri.train.fast_check import fast_check
     from sri.train.runtime import FAST_MODE
 
+    if FAST_MODE["amp"] is None:
+        pytest.skip("the fast mode is fp32 (bf16 failed this check, docs/PERFORMANCE.md)")
     res = fast_check("sri", amp=str(FAST_MODE["amp"]), steps=2000, out=tmp_path)
     assert res["comparison"]["ok"], res["comparison"]["max_dev"]
-
-
-def test_train_step_modes_alternate_in_one_process(capsys):
-    from sri.bench import main
-
-    assert main(["train-step", "--model", "genv2", "--image-size", "16", "--num-slots", "3", "--batch-size", "2",
-                 "--slot-dim", "16", "--steps", "2", "--warmup", "1", "--modes", "fp32,fast", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert set(out["median_s"]) == {"fp32", "fast"} and all(len(v) == 2 for v in out["times_s"].values())
-    assert out["speedup_vs_fp32"]["fp32"] == 1.0
-    with pytest.raises(SystemExit, match="unknown mode"):
-        main(["train-step", "--modes", "fp32,turbo"])

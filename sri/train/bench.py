@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                    "compile=True); use --warmup 3 or more so that compilation is not timed")
     p.add_argument("--slot-dim", type=int, default=None, help="slot width (default: the model's, 64)")
     p.add_argument("--fast", action="store_true",
-                   help="the fastest validated mode (sri.train.runtime.FAST_MODE: bf16 autocast; "
-                        "see python -m sri.bench fast-check)")
+                   help="the fastest mode validated by python -m sri.bench fast-check "
+                        "(sri.train.runtime.FAST_MODE; on CPU today: eager fp32, docs/PERFORMANCE.md)")
     p.add_argument("--modes", default=None,
                    help="instead of one mode, alternate these in one process (A B A B) and print their "
                         "ratios: a comma list of fp32, bf16, compile, fast (e.g. fp32,fast); --steps rounds")

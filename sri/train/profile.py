@@ -44,25 +44,22 @@ def _module_markers(net: Any, depth: int) -> list[Any]:
 
 def profile_step(model: str = "sri", *, image_size: int = 64, num_slots: int = 9, batch_size: int = 32,
                  likelihood: str = "mog", steps: int = 1, threads: int | None = None, amp: str | None = None,
-                 depth: int = 2, top: int = 15, trace: str | None = None) -> dict[str, Any]:
+                 depth: int = 2, top: int = 15, trace: str | None = None,
+                 reference: bool = True) -> dict[str, Any]:
     """Profile `steps` training steps (after one warm-up); returns seconds per phase, the top ops by
-    self time, and forward/backward seconds per submodule, all per step."""
+    self time, forward/backward seconds per submodule (all per step), the achieved GFLOP/s of the
+    convolutions and matmuls, and (`reference`) that of the decoders' largest layer run alone."""
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from sri.models import build_model
+    from sri.train.bench import make_step
     from sri.train.runtime import tune_cpu_allocator
-    from sri.train.step import make_gecos
 
     tune_cpu_allocator()
     if threads:
         torch.set_num_threads(int(threads))
-    torch.manual_seed(0)
-    net = build_model(model, image_size=image_size, num_slots=num_slots, likelihood=likelihood)
-    net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    gecos = make_gecos(net, goal_per_element=0.5655)
-    x = torch.rand(batch_size, 3, image_size, image_size)
+    st = make_step(model, likelihood, image_size, num_slots, batch_size)
+    net, opt, gecos, x = st.net, st.opt, st.gecos, st.x
     dtype = {None: None, "bf16": torch.bfloat16}[amp]
 
     def step() -> None:
@@ -93,7 +90,63 @@ def profile_step(model: str = "sri", *, image_size: int = 64, num_slots: int = 9
             h.remove()
     if trace:
         prof.export_chrome_trace(trace)
-    return _summarise(prof.events(), steps, top)
+    res = _summarise(prof.events(), steps, top)
+    res["kernels"] = _kernel_rates(prof.events(), _op_flops(step), steps)
+    if reference:
+        res["reference_layer"] = _reference_layer(batch_size * num_slots, image_size, dtype)
+    return res
+
+
+_CONV_OPS, _MATMUL_OPS = ("convolution", "convolution_backward"), ("mm", "bmm", "addmm", "baddbmm")
+
+
+def _op_flops(step: Any) -> dict[str, float]:
+    """FLOPs of one step per aten op (torch.utils.flop_counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return {str(op).split(".")[-1]: float(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+
+
+def _kernel_rates(events: Any, flops: dict[str, float], steps: int) -> dict[str, dict[str, float]]:
+    """Seconds, FLOPs and achieved GFLOP/s of the convolutions and of the matmuls of one step."""
+    out = {}
+    for family, names in (("convolution", _CONV_OPS), ("matmul", _MATMUL_OPS)):
+        # aten::convolution events hold their implementation (_convolution, mkldnn...) as children
+        secs = sum(e.cpu_time_total if family == "convolution" else e.self_cpu_time_total
+                   for e in events if e.name in {f"aten::{n}" for n in names}) / 1e6 / steps
+        fl = sum(flops.get(n, 0.0) for n in names)
+        out[family] = {"s": secs, "flops": fl, "gflops_per_s": fl / secs / 1e9 if secs else 0.0}
+    return out
+
+
+def _reference_layer(n: int, image_size: int, dtype: Any, reps: int = 2) -> dict[str, float]:
+    """The decoders' largest layer alone (ConvTranspose2d 64->64, 5x5, stride 2, to full size) over
+    `n` slot images, forward + backward: the rate this machine reaches on the step's dominant kernel."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = torch.nn.ConvTranspose2d(64, 64, 5, 2, 2, 1)
+    h = torch.randn(n, 64, image_size // 2, image_size // 2, requires_grad=True)
+
+    def run() -> None:
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            y = layer(h)
+        y.float().sum().backward()
+
+    run()
+    with FlopCounterMode(display=False) as counter:
+        run()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    fl = float(counter.get_total_flops())
+    return {"s": min(times), "flops": fl, "gflops_per_s": fl / min(times) / 1e9, "slot_images": n}
 
 
 def _summarise(events: Any, steps: int, top: int) -> dict[str, Any]:
@@ -170,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=2, help="module depth for the per-module split (default 2)")
     p.add_argument("--top", type=int, default=15, help="operations listed (default 15)")
     p.add_argument("--trace", default=None, help="also write a Chrome trace (chrome://tracing) here")
+    p.add_argument("--no-reference", action="store_true", help="skip timing the largest decoder layer alone")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     res = profile_step(a.model, image_size=a.image_size, num_slots=a.num_slots, batch_size=a.batch_size,
                        likelihood=a.likelihood, steps=a.steps, threads=a.threads, amp=a.amp, depth=a.depth,
-                       top=a.top, trace=a.trace)
+                       top=a.top, trace=a.trace, reference=not a.no_reference)
     if a.json:
         from sri.train.runtime import machine_info
 
@@ -189,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['op'][:40]:40s} {r['self_s']:7.3f} {r['forward_s']:7.3f} {r['backward_s']:7.3f} "
               f"{r['optimizer_s']:7.3f}")
     print(f"{'(all operations)':40s} {res['self_s_total']:7.3f}")
+    print(f"\n{'kernels':40s} {'s':>7s} {'GFLOP':>8s} {'GFLOP/s':>8s}")
+    rows = dict(res["kernels"])
+    if "reference_layer" in res:
+        rows["largest decoder layer alone (fwd+bwd)"] = res["reference_layer"]
+    for k, r in rows.items():
+        print(f"{k[:40]:40s} {r['s']:7.3f} {r['flops'] / 1e9:8.1f} {r['gflops_per_s']:8.1f}")
     print(f"\n{'module':40s} {'fwd s':>7s} {'bwd s':>7s}")
     for r in res["modules"]:
         print(f"{r['module'][:40]:40s} {r['forward_s']:7.3f} {r['backward_s']:7.3f}")
