@@ -188,11 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-slots", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-tune-allocator", action="store_true",
+                   help="keep glibc malloc defaults for both (process-wide; default: tune_cpu_allocator)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the machine")
     a = p.parse_args(argv)
     res = compare_release(a.release_dir, model=a.model, rounds=a.rounds, warmup=a.warmup, image_size=a.image_size,
                           num_slots=a.num_slots, batch_size=a.batch_size, threads=a.threads,
-                          modes=tuple(m for m in a.modes.split(",") if m))
+                          modes=tuple(m for m in a.modes.split(",") if m), tune_allocator=not a.no_tune_allocator)
     if a.json:
         from sri.train.runtime import machine_info
 
