@@ -98,8 +98,7 @@ def test_init_checkpoint_of_another_model_is_refused(tmp_path):
     train(_cfg(tmp_path / "a", 2))
     dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
     cfg = _cfg(tmp_path / "b", 4, init_checkpoint=str(dst))
-    cfg["model_options"]["num_slots"] = 4
-    cfg["num_slots"] = 4
+    cfg["model_options"]["slot_dim"] = 8
     with pytest.raises(ConfigError, match="init_checkpoint"):
         train(cfg)
     with pytest.raises(ConfigError, match="init_checkpoint must be"):
@@ -118,8 +117,28 @@ def test_init_checkpoint_may_switch_the_likelihood_only(tmp_path):
     assert model.options["likelihood"] == "gaussian" and model.options["pixel_std"] == 0.1
     cfg = _cfg(tmp_path / "c", 3, init_checkpoint=str(dst))
     cfg["model_options"].update(likelihood="gaussian", slot_dim=8)
-    with pytest.raises(ConfigError, match="only likelihood, normalized, pixel_std may differ"):
+    with pytest.raises(ConfigError, match="only likelihood, normalized, pixel_std, num_slots may differ"):
         train(cfg)
+
+
+def test_init_checkpoint_may_change_the_number_of_slots_where_weights_allow(tmp_path):
+    """GENv2 has no per-slot parameter: a K=3 checkpoint continues with K=4. SRI-SA* learns one
+    initialisation per slot: refused with a message naming the option."""
+    train(_cfg(tmp_path / "a", 2))
+    dst = export_checkpoint(list_checkpoints(tmp_path / "a")[-1][1], tmp_path / "start.pt")
+    cfg = _cfg(tmp_path / "b", 3, init_checkpoint=str(dst), num_slots=4)
+    cfg["model_options"]["num_slots"] = 4
+    train(cfg)
+    model, _ = load_model(list_checkpoints(tmp_path / "b")[-1][1])
+    assert model.options["num_slots"] == 4
+    sa = experiment_config(1, "sri_sa", "blocks", "smoke")
+    sa.update(run_dir=str(tmp_path / "sa"), steps=2, final_metrics=[], num_order=0, progress=False)
+    train(sa)
+    dst = export_checkpoint(list_checkpoints(tmp_path / "sa")[-1][1], tmp_path / "sa.pt")
+    sa.update(run_dir=str(tmp_path / "sa2"), init_checkpoint=str(dst), num_slots=4)
+    sa["model_options"] = dict(sa["model_options"], num_slots=4)
+    with pytest.raises(ConfigError, match="do not fit this run's model with num_slots=4"):
+        train(sa)
 
 
 def test_every_trainer_option_is_a_sacred_config_entry():

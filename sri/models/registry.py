@@ -129,6 +129,10 @@ REGISTRY: dict[str, ModelSpec] = {
 # options that change only the objective (the image likelihood), never a parameter: a checkpoint
 # trained with one value can start a run with another (trainer's init_checkpoint)
 LIKELIHOOD_OPTIONS = ("likelihood", "normalized", "pixel_std")
+# options a run may change when it starts from a checkpoint: the likelihood's, and the number of
+# slots where no parameter depends on it (the weights must still load: SRI-SA*'s per-slot
+# initialisations do not, and are refused)
+CONTINUABLE_OPTIONS = (*LIKELIHOOD_OPTIONS, "num_slots")
 MODEL_NAMES = tuple(REGISTRY)
 IMPLEMENTED = tuple(n for n, s in REGISTRY.items() if s.implemented)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {n: dict(s.defaults) for n, s in REGISTRY.items()}

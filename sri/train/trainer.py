@@ -38,7 +38,7 @@ from sri.train.rundir import (ARCHIVE_DIR, CKPT_RE, SAMPLES_RE, archive_previous
 from sri.train.runtime import (install_stop_handlers, resolve_device, restore_handlers,
                                threading_is_main, tune_cpu_allocator)
 from sri.train.schedule import StepBatchSampler, lr_factor
-from sri.models.registry import LIKELIHOOD_OPTIONS
+from sri.models.registry import CONTINUABLE_OPTIONS
 from sri.train.step import unwrap_model
 from sri.viz import SLOT_PALETTE as PALETTE
 from sri.viz import mask_colors, write_sample_grid
@@ -213,19 +213,24 @@ class Trainer:
         model = unwrap_model(self.model)
         theirs = dict(ckpt.get("model_options") or {})
         differ = sorted(k for k in set(theirs) | set(model.options) if theirs.get(k) != model.options.get(k))
-        if ckpt.get("model_name") != getattr(model, "name", None) or not set(differ) <= set(LIKELIHOOD_OPTIONS):
+        if ckpt.get("model_name") != getattr(model, "name", None) or not set(differ) <= set(CONTINUABLE_OPTIONS):
             raise ConfigError(f"init_checkpoint {path} holds model {ckpt.get('model_name')} "
                               f"{ckpt.get('model_options')}, not this run's {getattr(model, 'name', None)} "
                               f"{model.options}; use a checkpoint of the same model and options (only "
-                              f"{', '.join(LIKELIHOOD_OPTIONS)} may differ)")
+                              f"{', '.join(CONTINUABLE_OPTIONS)} may differ)")
         if differ:
-            self._say("init_checkpoint: continuing with another likelihood: " + ", ".join(
+            self._say("init_checkpoint: continuing with other options: " + ", ".join(
                 f"{k} {theirs.get(k)!r} -> {model.options.get(k)!r}" for k in differ))
         ref = model.state_dict()
         # cast the compact (fp16) weights to the model's dtypes; names the model no longer has
         # (checkpoints of an older layout) are renamed by the model's own load hook
-        model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v.float() if v.is_floating_point() else v
-                               for k, v in ckpt["model_state"].items()})
+        try:
+            model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v.float() if v.is_floating_point() else v
+                                   for k, v in ckpt["model_state"].items()})
+        except RuntimeError as e:
+            raise ConfigError(f"init_checkpoint {path}: its weights do not fit this run's model with "
+                              f"{', '.join(f'{k}={model.options.get(k)!r}' for k in differ)} ({str(e).splitlines()[0]}); "
+                              "keep the checkpoint's values of these options") from e
         if ckpt.get("optimizer_state"):
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
