@@ -1,9 +1,11 @@
 """`make demo-checkpoints`: retrain the demo's starting checkpoints from scratch, with provenance.
 
-Each of the demo's rows is trained from scratch by the learning check in two stages (a GECO goal
+Each of the demo's rows is trained from scratch by the learning check in three stages (a GECO goal
 schedule, docs/LEARNING.md): stage 1 with the demo preset's goal (-1.6 per element, reachable
 from scratch) to 15,000 steps, then stage 2 from stage 1's exported checkpoint with a tighter goal
-(-2.2) to 20,000 steps (`python -m sri.bench learn ... --preset demo --steps N [--set
+(-2.2) to 20,000 steps, and stage 3 from stage 2's export at the same goal to 30,000 steps (the
+cut at 20,000 is where the recipe first ended; kept so that the record is what ran)
+(`python -m sri.bench learn ... --preset demo --steps N [--set
 init_checkpoint=... --set geco_goal=...]`, which also records the learning curves). The final
 checkpoint is exported compactly (weights fp16,
 Adam moments bf16: bf16 keeps fp32's range, so tiny second moments do not underflow to zero)
@@ -26,7 +28,7 @@ from sri import demo
 
 # the recorded recipe (docs/LEARNING.md): (train until this step, GECO goal per element or None
 # for the preset's); stage 2 starts from stage 1's exported checkpoint
-STAGES: tuple[tuple[int, float | None], ...] = ((15_000, None), (20_000, -2.2))
+STAGES: tuple[tuple[int, float | None], ...] = ((15_000, None), (20_000, -2.2), (30_000, -2.2))
 CHECKPOINT_STEPS = STAGES[-1][0]
 # the goal the demo continues the checkpoints with
 CONTINUE_GECO_GOAL = STAGES[-1][1]
@@ -139,10 +141,13 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
                     shutil.copyfile(src, out_dir / f"{row}_curve{suffix}.{ext}")
         res = results[-1]
         stage_wall = [r["train_wall_s"] for r in results]
-        if start_stage > 1:  # the earlier stages' times, as recorded when they ran
+        stage_commits = [commit] * len(results)
+        if start_stage > 1:  # the earlier stages' times and commits, as recorded when they ran
             before = prov.get("models", {}).get(row, {})
             earlier = before.get("stage_wall_s") or ([before["wall_s"]] if before.get("wall_s") else [])
             stage_wall = list(earlier[:start_stage - 1]) + stage_wall
+            old_commits = before.get("stage_commits") or [before.get("commit", "unknown")] * (start_stage - 1)
+            stage_commits = list(old_commits[:start_stage - 1]) + stage_commits
         dst = out_dir / f"{row}.pt"
         shutil.copyfile(work / row / f"stage{len(stages)}.pt", dst)
         # re-read: another process may have written another row meanwhile
@@ -154,7 +159,7 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
                                "commit": commit, "date": res["started"], "machine": res["machine"],
                                "steps": res["steps"],
                                "wall_s": sum(stage_wall) if len(stage_wall) == len(stages) else None,
-                               "stage_wall_s": stage_wall,
+                               "stage_wall_s": stage_wall, "stage_commits": stage_commits,
                                "bytes": dst.stat().st_size, "metrics": res["final"],
                                "data_reference": res["data_reference"], "curve": f"{row}_curve.png"}
         prov_path.write_text(json.dumps(prov, indent=1))
