@@ -191,5 +191,35 @@ def test_make_checkpoints_runs_the_stages_and_records_them(tmp_path, monkeypatch
     prov = dc.make_checkpoints(out, rows=["genv2_g"], work=work, start_stage=2)
     again = json.loads((out / "provenance.json").read_text())["models"]["genv2_g"]
     assert again["stage_wall_s"][0] == first and len(again["stage_wall_s"]) == 2
+    assert again["stage_commits"][0] == entry["stage_commits"][0] and len(again["stage_commits"]) == 2
     with pytest.raises(SystemExit, match="start-stage"):
         dc.make_checkpoints(out, rows=["genv2_g"], work=work, start_stage=3)
+
+
+def test_shipped_demo_checkpoints_have_their_stated_metrics():
+    """Each shipped checkpoint, evaluated as the learning check does (320 held-out `blocks` scenes,
+    the mean of 2,000 training images as the MSE baseline), gives the ARI-FG and MSE ratio its
+    provenance states (up to the fp16 export of the weights)."""
+    import json
+    from pathlib import Path
+
+    from sri.data import build_dataset
+    from sri.metrics.learning import mean_image, reconstruction_metrics
+
+    root = Path(__file__).resolve().parents[1] / "demo_checkpoints"
+    prov = json.loads((root / "provenance.json").read_text())["models"]
+    assert prov, "no provenance entries"
+    for row, entry in prov.items():
+        model, ck = load_model(root / entry["file"])
+        cfg = ck["config"]
+        kw = dict(cfg["data_options"], image_size=model.options["image_size"])
+        test = build_dataset(cfg["dataset"], None, "test", **{**kw, "num": 320})
+        train_ds = build_dataset(cfg["dataset"], None, "train", **kw)
+        images = torch.stack([test[i]["image"] for i in range(320)])
+        masks = torch.stack([test[i]["mask"] for i in range(320)])
+        base = mean_image(torch.stack([train_ds[i]["image"] for i in range(2000)]))
+        got = reconstruction_metrics(model, images, masks, base, batch_size=64)
+        stated = entry["metrics"]
+        assert ck["step"] == entry["steps"], row
+        assert got["ari_fg"] == pytest.approx(stated["ari_fg"], abs=0.02), row
+        assert got["mse_ratio"] == pytest.approx(stated["mse_ratio"], rel=0.03), row
