@@ -86,25 +86,35 @@ def _stage_kl(losses: Any, name: str) -> Any:
     return torch.tensor(0.0)
 
 
-# our model name -> the release's class; our paper-config SRI-MoG / GENv2-MoG match train.py's defaults
-RELEASE_MODELS = {"sri": "SRI", "genv2": "GenesisV2"}
+def _release_sri_args(num_slots: int, image_size: int) -> tuple[Any, ...]:
+    return (num_slots, True, 64, True, "gaussian", 0.7, False, "MoG-Normed", False, image_size, 128, 3)
+
+
+def _release_genv2_args(num_slots: int, image_size: int) -> tuple[Any, ...]:
+    return (num_slots, image_size, 64, True, "gaussian", False, False, True, 0.7, "MoG-Normed")
+
+
+# our model name -> (the release's class in its sri/model.py, its constructor arguments at train.py's
+# ShapeStacks defaults: MoG-Normed, sigma 0.7, z 64, s 128, L 3, semiconv, gaussian kernel)
+RELEASE_MODELS: dict[str, tuple[str, Callable[[int, int], tuple[Any, ...]]]] = {
+    "sri": ("SRI", _release_sri_args), "genv2": ("GenesisV2", _release_genv2_args)}
 
 
 def release_step_fn(release_dir: str | Path, *, model: str = "sri", image_size: int = 64, num_slots: int = 9,
                     batch_size: int = 32, seed: int = 0) -> Callable[[], None]:
     """One training step of the release's SRI (both GECO losses, as its train.py computes them) or
-    of the GENESIS-v2 inside it (its own GECO loss)."""
+    of the GENESIS-v2 inside it (its own GECO loss): the loss groups of our model's registry entry."""
     import torch
+
+    from sri.models.registry import model_spec
 
     if model not in RELEASE_MODELS:
         raise SystemExit(f"the release has no counterpart of {model!r}; choose from {', '.join(RELEASE_MODELS)}")
-    cls, GECO = load_release_sri(release_dir, RELEASE_MODELS[model])
+    cls_name, args = RELEASE_MODELS[model]
+    cls, GECO = load_release_sri(release_dir, cls_name)
+    with_sri_loss = "sri" in model_spec(model).loss_groups
     torch.manual_seed(seed)
-    # train.py's defaults for ShapeStacks: MoG-Normed, sigma 0.7, z 64, s 128, L 3, semiconv, gaussian kernel
-    if model == "sri":
-        net = cls(num_slots, True, 64, True, "gaussian", 0.7, False, "MoG-Normed", False, image_size, 128, 3)
-    else:
-        net = cls(num_slots, image_size, 64, True, "gaussian", False, False, True, 0.7, "MoG-Normed")
+    net = cls(*args(num_slots, image_size))
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     goal, lr = 0.5655 * 3 * image_size ** 2, 1e-6 * 64 ** 2 / image_size ** 2
@@ -116,7 +126,7 @@ def release_step_fn(release_dir: str | Path, *, model: str = "sri", image_size: 
         losses = net(x)[1]
         kl_seg = _stage_kl(losses, "kl_m") + _stage_kl(losses, "kl_l")
         loss = geco.loss(losses.genv2_err.mean(0), kl_seg)
-        if model == "sri":
+        if with_sri_loss:
             kl_sri = losses.sri_kl_scene.mean(0) + losses.sri_kl_z_ordered.mean(0) + losses.sri_kl_slot.mean(0)
             loss = loss + geco_sri.loss(losses.sri_err.mean(0), kl_sri)
         loss.backward()
