@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from sri.train.runtime import tune_cpu_allocator
 
-__all__ = ["main", "bench_train_step", "compare_modes", "make_step", "StepSetup", "tune_cpu_allocator"]
+__all__ = ["main", "bench_train_step", "compare_modes", "make_step", "mode_kwargs", "MODE_NAMES", "StepSetup", "tune_cpu_allocator"]
 
 
 def _peak_rss_mib() -> float:
@@ -209,19 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _mode_kwargs(name: str) -> dict[str, Any]:
-    """make_step keywords of a named mode."""
+MODE_NAMES = ("fp32", "bf16", "compile", "fast")
+
+
+def mode_kwargs(name: str) -> dict[str, Any]:
+    """make_step keywords of a named mode (`fast`: sri.train.runtime.FAST_MODE)."""
     from sri.train.runtime import FAST_MODE
 
     table: dict[str, dict[str, Any]] = {"fp32": {}, "bf16": {"amp_dtype": "bf16"}, "compile": {"compile": True},
                                         "fast": {"amp_dtype": FAST_MODE["amp"], "compile": bool(FAST_MODE["compile"])}}
     if name not in table:
-        raise SystemExit(f"unknown mode {name!r} in --modes; choose from {', '.join(table)}")
+        raise SystemExit(f"unknown mode {name!r} in --modes; choose from {', '.join(MODE_NAMES)}")
     return table[name]
 
 
 def _main_modes(a: argparse.Namespace) -> int:
-    modes = {m: _mode_kwargs(m) for m in a.modes.split(",") if m}
+    modes = {m: mode_kwargs(m) for m in a.modes.split(",") if m}
     res = compare_modes(modes, rounds=a.steps, warmup=a.warmup, threads=a.threads,
                         tune_allocator=not a.no_tune_allocator, model=a.model, likelihood=a.likelihood,
                         image_size=a.image_size, num_slots=a.num_slots, batch_size=a.batch_size, device=a.device,

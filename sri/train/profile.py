@@ -52,6 +52,7 @@ def profile_step(model: str = "sri", *, image_size: int = 64, num_slots: int = 9
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    from sri.models.registry import LOSS_GROUPS
     from sri.train.bench import make_step
     from sri.train.runtime import tune_cpu_allocator
 
@@ -69,8 +70,6 @@ def profile_step(model: str = "sri", *, image_size: int = 64, num_slots: int = 9
             with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
                 out = net(x)
             terms = {k: v.float().mean() for k, v in out.terms.items()}
-            from sri.models.registry import LOSS_GROUPS
-
             loss = sum(g.loss(terms[LOSS_GROUPS[k].nll], sum(terms[t] for t in LOSS_GROUPS[k].kl), update=False)
                        for k, g in gecos.items())
         with record_function("phase::backward"):

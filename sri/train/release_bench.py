@@ -22,7 +22,7 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["RELEASE_MODELS", "load_release_sri", "release_step_fn", "ours_step_fn", "compare_release", "main"]
+__all__ = ["RELEASE_MODELS", "load_release_sri", "release_step_fn", "compare_release", "main"]
 
 
 def _attrdict_shim() -> types.ModuleType:
@@ -37,10 +37,19 @@ def _attrdict_shim() -> types.ModuleType:
     return mod
 
 
+# our top-level package (the release's clashes with it) and the release's other one
+_OURS = __name__.partition(".")[0]
+_RELEASE_PACKAGES = {_OURS, "third_party"}
+
+
+def _in_packages(module: str, packages: set[str]) -> bool:
+    return module.partition(".")[0] in packages
+
+
 @contextlib.contextmanager
 def _release_namespace(release_dir: Path):
-    """Import from `release_dir` with our `sri` modules set aside; restore them on exit."""
-    ours = {k: v for k, v in sys.modules.items() if k == "sri" or k.startswith("sri.")}
+    """Import from `release_dir` with our package's modules set aside; restore them on exit."""
+    ours = {k: v for k, v in sys.modules.items() if _in_packages(k, {_OURS})}
     for k in ours:
         del sys.modules[k]
     had_attrdict = "attrdict" in sys.modules
@@ -53,7 +62,7 @@ def _release_namespace(release_dir: Path):
         yield
     finally:
         sys.path.remove(str(release_dir))
-        for k in [k for k in sys.modules if k in ("sri", "third_party") or k.startswith(("sri.", "third_party."))]:
+        for k in [k for k in sys.modules if _in_packages(k, _RELEASE_PACKAGES)]:
             del sys.modules[k]
         sys.modules.update(ours)
         if not had_attrdict and getattr(sys.modules.get("attrdict"), "__file__", None) is None:
@@ -135,22 +144,14 @@ def release_step_fn(release_dir: str | Path, *, model: str = "sri", image_size: 
     return step
 
 
-def ours_step_fn(*, model: str = "sri", image_size: int = 64, num_slots: int = 9, batch_size: int = 32,
-                 seed: int = 0, amp: str | None = None, compile: bool = False) -> Callable[[], None]:
-    """One `sri.train.train_step` of our `model` at the same config (optionally bf16 autocast / compiled)."""
-    from sri.train.bench import make_step
-
-    return make_step(model, "mog", image_size, num_slots, batch_size, amp_dtype=amp, compile=compile,
-                     seed=seed).run  # type: ignore[return-value]
-
-
 def compare_release(release_dir: str | Path, *, model: str = "sri", rounds: int = 3, warmup: int = 1, image_size: int = 64,
                     num_slots: int = 9, batch_size: int = 32, threads: int | None = None,
                     modes: tuple[str, ...] = ("fp32",), tune_allocator: bool = True) -> dict[str, Any]:
-    """Alternate the release's step and ours (each of `modes`: fp32, bf16, compile, fast) for
+    """Alternate the release's step and ours (each of `modes`: sri.train.bench.MODE_NAMES) for
     `rounds` rounds after `warmup`; median s/step of each and ratios release / ours."""
     import torch
 
+    from sri.train.bench import make_step, mode_kwargs
     from sri.train.runtime import tune_cpu_allocator
 
     if tune_allocator:
@@ -159,10 +160,8 @@ def compare_release(release_dir: str | Path, *, model: str = "sri", rounds: int 
         torch.set_num_threads(int(threads))
     cfg = dict(model=model, image_size=image_size, num_slots=num_slots, batch_size=batch_size)
     fns: dict[str, Callable[[], None]] = {"release": release_step_fn(release_dir, **cfg)}
-    for mode in modes:
-        if mode not in MODES:
-            raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-        fns[mode] = ours_step_fn(**cfg, **MODES[mode])
+    for mode in modes:  # ours at the same config, in each of sri.train.bench's named modes
+        fns[mode] = make_step(model, "mog", image_size, num_slots, batch_size, **mode_kwargs(mode)).run
     times: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(warmup + rounds):
         for name, fn in fns.items():
@@ -178,13 +177,10 @@ def compare_release(release_dir: str | Path, *, model: str = "sri", rounds: int 
             "threads": torch.get_num_threads(), "rounds": rounds, "config": cfg}
 
 
-# our modes: keyword arguments of ours_step_fn
-MODES: dict[str, dict[str, Any]] = {"fp32": {}, "bf16": {"amp": "bf16"}, "compile": {"compile": True},
-                                    "fast": {"amp": "bf16", "compile": True}}
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI: print the side-by-side timings (and JSON with --json)."""
+    from sri.train.bench import MODE_NAMES
+
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = argparse.ArgumentParser(prog="python -m sri.bench release", description=__doc__.split("\n")[0])
     p.add_argument("--release-dir", required=True,
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="sri (the release's SRI) or genv2 (the GENESIS-v2 class inside the release)")
     p.add_argument("--rounds", type=int, default=3, help="timed A B rounds (default 3)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--modes", default="fp32", help=f"our modes, comma-separated ({', '.join(MODES)})")
+    p.add_argument("--modes", default="fp32", help=f"our modes, comma-separated ({', '.join(MODE_NAMES)})")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--num-slots", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=32)
