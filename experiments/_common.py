@@ -50,6 +50,7 @@ def table_config(table):
     lr_decay_rate = _c["lr_decay_rate"]
     grad_clip = _c["grad_clip"]  # 0: no clipping
     geco_goal = _c["geco_goal"]  # per pixel and channel; x 3HW inside make_gecos
+    geco_goal_schedule = _c["geco_goal_schedule"]  # later goals: [{"goal": g, "at_step": N | "after_reached": H}]
     geco_lr = _c["geco_lr"]
     geco_speedup = _c["geco_speedup"]
     geco_alpha = _c["geco_alpha"]

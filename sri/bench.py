@@ -13,6 +13,7 @@ benchmarks:
   profile      where a step's time goes: phases, top operations, forward/backward per module (sri.train.profile)
   fast-check   does bf16 autocast train like fp32? loss curves over 2,000 steps vs tolerances (sri.train.fast_check)
   release      our SRI step beside the authors' release in one process, A B A B (sri.train.release_bench)
+  time-to-bar  wall-clock minutes from scratch to the demo bar, recipes side by side (sri.train.time_to_bar)
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.train.compare)
 """
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.train.fast_check import main as run
     elif name == "release":
         from sri.train.release_bench import main as run
+    elif name == "time-to-bar":
+        from sri.train.time_to_bar import main as run
     elif name == "compare":
         from sri.train.compare import main as run
     elif name in ("convert", "loader"):

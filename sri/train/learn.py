@@ -79,10 +79,12 @@ class CurveTrainer(Trainer):
     """A Trainer whose periodic evaluation is `reconstruction_metrics` on fixed held-out scenes."""
 
     def __init__(self, config: dict[str, Any], logger: MemoryLogger | None, eval_num: int,
-                 partial: str | Path | None = None) -> None:
+                 partial: str | Path | None = None, stop_at_bar: bool = False) -> None:
         super().__init__(config, logger)
         self.eval_num = int(eval_num)
+        self.stop_at_bar = bool(stop_at_bar)
         self.eval_times: list[float] = []
+        self.eval_seconds = 0.0  # wall-clock spent evaluating, so that training time can be told apart
         # every evaluation is appended here at once, so a killed run keeps its curve so far
         self.partial = Path(partial) if partial is not None else None
         self._partial_points: list[dict[str, float]] = []
@@ -124,18 +126,25 @@ class CurveTrainer(Trainer):
     def evaluate(self, model: torch.nn.Module, metrics: list[str], *, final: bool) -> dict[str, float]:
         if final:
             return super().evaluate(model, metrics, final=final)
-        from sri.metrics.learning import reconstruction_metrics
+        from sri.metrics.learning import meets, reconstruction_metrics
 
+        t_eval = time.perf_counter()
         images, masks = self.held_out()
         res = reconstruction_metrics(model, images, masks, self.baseline(),
                                      batch_size=self.config["eval_batch_size"])
+        self.eval_seconds += time.perf_counter() - t_eval
         self.eval_times.append(time.perf_counter() - self._t0)
         extra = f" (ordered {res['ari_fg_ordered']:.3f})" if "ari_fg_ordered" in res else ""
         print(f"[learn] {self.eval_times[-1] / 60:5.1f} min: ARI-FG {res['ari_fg']:.3f}{extra}, "
               f"MSE/baseline {res['mse_ratio']:.3f}, KL {res['kl']:.1f}", file=sys.stderr, flush=True)
+        if self.stop_at_bar and meets(res) and self._step < self.config["steps"]:
+            print(f"[learn] step {self._step}: the demo bar is met; stopping (stop_at_bar)",
+                  file=sys.stderr, flush=True)
+            self.config["steps"] = self._step  # the training loop's own stopping condition
         if self.partial is not None:
             self._partial_points.append({"step": self._step, **{k: float(v) for k, v in res.items()},
-                                         "wall_s": round(self.eval_times[-1], 1)})
+                                         "wall_s": round(self.eval_times[-1], 1),
+                                         "eval_s": round(self.eval_seconds, 1)})
             tmp = self.partial.with_suffix(".tmp")
             tmp.write_text(json.dumps({"config": self.config, "points": self._partial_points}, indent=1,
                                       default=str))
@@ -143,15 +152,16 @@ class CurveTrainer(Trainer):
         return res
 
 
-def _points(logger: MemoryLogger, times: list[float]) -> list[dict[str, float]]:
+def _points(logger: MemoryLogger, times: list[float], eval_s: list[float]) -> list[dict[str, float]]:
     by_step: dict[int, dict[str, float]] = {}
     for name, values in logger.scalars.items():
         if name.startswith("eval_"):
             for step, v in values:
                 by_step.setdefault(step, {"step": step})[name[5:]] = v
     pts = [by_step[s] for s in sorted(by_step)]
-    for p, t in zip(pts, times):
+    for p, t, e in zip(pts, times, eval_s):
         p["wall_s"] = round(t, 1)
+        p["eval_s"] = round(e, 1)
     return pts
 
 
@@ -159,9 +169,10 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
           preset: str = "demo", seed: int = 0, eval_every: int = 250, eval_num: int = DEFAULT_EVAL_NUM,
           num_samples: int = 256, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
           command: str | None = None, plot: bool = True, table: int | None = None,
-          row: str | None = None) -> dict[str, Any]:
+          row: str | None = None, stop_at_bar: bool = False) -> dict[str, Any]:
     """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`)."""
     from sri.metrics.learning import data_reference, meets, sample_metrics
+    from sri.provenance import provenance
     from sri.train.runtime import machine_info
 
     out = Path(out or f"runs/learn/{model}-{dataset}-{preset}-seed{seed}")
@@ -170,8 +181,19 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
                           eval_every=eval_every, run_dir=out / "run", overrides=overrides,
                           table=table, row=row)
     logger = MemoryLogger()
-    trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json")
+    trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json", stop_at_bar=stop_at_bar)
+    eval_marks: list[float] = []
+    evaluate = trainer.evaluate
+
+    def evaluate_and_mark(*a: Any, **k: Any) -> dict[str, float]:
+        out_ = evaluate(*a, **k)
+        if not k.get("final"):
+            eval_marks.append(trainer.eval_seconds)
+        return out_
+
+    trainer.evaluate = evaluate_and_mark  # type: ignore[method-assign]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    prov = provenance(command or "", str(cfg["device"]))  # the code as it was when the run began
     t0 = time.perf_counter()
     trainer._t0 = t0
     result = trainer.fit()
@@ -181,18 +203,20 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
     if not any(s == step for s, _ in logger.scalars.get("eval_ari_fg", [])):
         for k, v in trainer._guarded(trainer.evaluate, m, ["ari_fg"], final=False).items():
             logger.log_scalar(f"eval_{k}", v, step)
-    points = _points(logger, trainer.eval_times)
+    points = _points(logger, trainer.eval_times, eval_marks)
     final = dict(points[-1]) if points else {}
     _, masks = trainer.held_out()
     final.update({f"sample_{k}": v for k, v in
                   trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
     reference = data_reference(masks)
     res = {
+        **prov,
         "model": model, "table": cfg["table"], "row": cfg["row"], "dataset": dataset, "preset": preset,
         "seed": seed,
         "command": command or f"python -m sri.bench learn --model {model} --dataset {dataset} "
                               f"--minutes {minutes} --preset {preset} --seed {seed}",
         "started": started, "train_wall_s": round(train_s, 1), "steps": step,
+        "eval_wall_s": round(trainer.eval_seconds, 1), "stopped_at_bar": bool(stop_at_bar and meets(final)),
         "machine": machine_info(str(trainer.device)), "eval_num": len(masks),
         "config": cfg, "points": points, "final": final, "data_reference": reference,
         "meets_demo_bar": meets(final),
@@ -267,6 +291,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-num", type=int, default=DEFAULT_EVAL_NUM, help="held-out scenes (default 320)")
     p.add_argument("--num-samples", type=int, default=256, help="samples judged at the end (default 256)")
     p.add_argument("--out", default=None, help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")
+    p.add_argument("--stop-at-bar", action="store_true",
+                   help="stop at the first evaluation that meets the demo bar (ARI-FG >= 0.75, MSE ratio <= 0.25)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (e.g. lr=3e-4, model_options.pixel_std=0.1); repeatable")
     return p
@@ -286,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = learn(args.model, args.dataset, minutes=args.minutes, steps=args.steps, preset=args.preset,
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
-                    command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row)
+                    command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row,
+                    stop_at_bar=args.stop_at_bar)
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     f = res["final"]

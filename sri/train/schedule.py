@@ -56,3 +56,51 @@ def lr_factor(step: int, warmup: int, decay_every: int, decay_rate: float) -> fl
     if decay_every > 0:
         f *= decay_rate ** (step // decay_every)
     return f
+
+
+class GoalSchedule:
+    """A sequence of GECO goals (per element): the run's `geco_goal`, then each entry of
+    `geco_goal_schedule` in turn.
+
+    An entry is ``{"goal": g, "at_step": N}`` (switch when the step reaches N) or
+    ``{"goal": g, "after_reached": H}`` (switch H steps after every GECO group's error average
+    first met the current goal). It is a state machine of the step and the GECOs' error averages,
+    saved in checkpoints (`state_dict`) so that resuming continues it exactly.
+    """
+
+    def __init__(self, first_goal: float, entries: list[dict] | None) -> None:
+        self.goals = [float(first_goal)] + [float(e["goal"]) for e in entries or []]
+        self.entries = [dict(e) for e in entries or []]
+        self.index = 0              # which of `goals` is in force
+        self.reached_at: int | None = None  # step at which the current goal was first met
+
+    @property
+    def goal(self) -> float:
+        """The per-element goal in force."""
+        return self.goals[self.index]
+
+    def advance(self, step: int, gecos: dict) -> bool:
+        """Move to the next goal if its rule says so after `step`; True when the goal changed."""
+        if self.index >= len(self.entries):
+            return False
+        if self.reached_at is None and gecos and all(
+                g.err_ema is not None and g.err_ema <= g.goal for g in gecos.values()):
+            self.reached_at = step
+        rule = self.entries[self.index]
+        due = (step >= rule["at_step"] if "at_step" in rule
+               else self.reached_at is not None and step - self.reached_at >= rule["after_reached"])
+        if not due:
+            return False
+        self.index += 1
+        self.reached_at = None
+        return True
+
+    def state_dict(self) -> dict:
+        """Plain-python state for checkpoints."""
+        return {"index": self.index, "reached_at": self.reached_at, "goals": list(self.goals)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict` (ignored when it describes another schedule)."""
+        if list(state.get("goals", [])) == self.goals:
+            self.index = int(state["index"])
+            self.reached_at = None if state.get("reached_at") is None else int(state["reached_at"])

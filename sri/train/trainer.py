@@ -37,7 +37,7 @@ from sri.train.rundir import (ARCHIVE_DIR, CKPT_RE, SAMPLES_RE, archive_previous
                               list_checkpoints, prune_checkpoints, samples_name, set_aside)
 from sri.train.runtime import (install_stop_handlers, resolve_device, restore_handlers,
                                threading_is_main, tune_cpu_allocator)
-from sri.train.schedule import StepBatchSampler, lr_factor
+from sri.train.schedule import GoalSchedule, StepBatchSampler, lr_factor
 from sri.models.registry import CONTINUABLE_OPTIONS
 from sri.train.step import unwrap_model
 from sri.viz import SLOT_PALETTE as PALETTE
@@ -164,6 +164,7 @@ class Trainer:
             "model_state": model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "gecos": {k: g.state_dict() for k, g in self.gecos.items()},
+            "goal_schedule": self.goal_schedule.state_dict(),
             "step": int(step),
             "rng": rng,
             "data_position": {"step": int(step), "seed": int(self.config["seed"]),
@@ -204,6 +205,8 @@ class Trainer:
         for k, g in self.gecos.items():
             if k in ckpt["gecos"]:
                 g.load_state_dict(ckpt["gecos"][k])
+        if "goal_schedule" in ckpt:
+            self.goal_schedule.load_state_dict(ckpt["goal_schedule"])
         if restore_rng:
             set_rng_state(rank_rng(ckpt["rng"], self.world, self.rank))
 
@@ -306,6 +309,7 @@ class Trainer:
         self.model = model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=c["lr"])
         self.gecos = self.make_gecos(model)
+        self.goal_schedule = GoalSchedule(c["geco_goal"], c["geco_goal_schedule"])
         initial = {"model_state": copy.deepcopy(model.state_dict()),
                    "optimizer_state": copy.deepcopy(self.optimizer.state_dict()),
                    "gecos": {k: g.state_dict() for k, g in self.gecos.items()}}
@@ -376,6 +380,8 @@ class Trainer:
                                                       c["lr_decay_rate"])
                 out = self.train_step(step_model, {"image": images}, self.optimizer, self.gecos, **step_kw)
                 step += 1
+                if self.goal_schedule.advance(step, self.gecos):
+                    self._set_goal(self.goal_schedule.goal, step)
                 if out.get("finite", 1.0) >= 0.5:
                     bad_in_row = 0
                     for k, v in out.items():
@@ -505,6 +511,14 @@ class Trainer:
         finally:
             model.train(was_training)
             set_rng_state(state)
+
+    def _set_goal(self, per_element: float, step: int) -> None:
+        """Put a new per-element GECO goal in force (the goal schedule's next one)."""
+        size = int(unwrap_model(self.model).image_size)
+        for g in self.gecos.values():
+            g.goal = float(per_element) * 3 * size * size
+        self._scalar("geco_goal", per_element, step)
+        self._say(f"step {step}: GECO goal -> {per_element:g} per element (geco_goal_schedule)")
 
     def _periodic_eval(self, step: int) -> None:
         if self.rank == 0:

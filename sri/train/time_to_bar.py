@@ -1,0 +1,255 @@
+"""`python -m sri.bench time-to-bar`: wall-clock time from random weights to the demo bar.
+
+Each (row, recipe, seed) is trained from scratch by the learning check (`sri.train.learn`, in a
+child process), evaluated every `--eval-every` steps on held-out scenes, and stopped at the first
+evaluation that meets the bar (ARI-FG >= 0.75 and MSE <= 0.25 x the mean image's) or at
+`--minutes`. The recipes run side by side in one invocation on one machine, so their times are
+comparable. Writes `time_to_bar.json` (with provenance), `time_to_bar.md` and `time_to_bar.png`
+(ARI-FG and MSE ratio against wall-clock minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["RECIPES", "Job", "plan_jobs", "first_at_bar", "summarise", "time_to_bar", "plot", "main"]
+
+# name -> (preset, --set overrides, what it is). "current" is the recipe of demo_checkpoints/ in
+# one run (goal -1.6 for 15,000 steps, then -2.2); "new" is the `quick` preset.
+RECIPES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "current": ("demo", {"geco_goal_schedule": [{"goal": -2.2, "at_step": 15_000}]},
+                "demo preset: batch 16, goal -1.6 to step 15,000, then -2.2 (the demo checkpoints' stages)"),
+    "new": ("quick", {}, "quick preset: batch 8, goal -1.6 until met, -2.2 from 1,000 steps later"),
+    "schedule-b16": ("demo", {"geco_goal_schedule": [{"goal": -2.2, "after_reached": 1000}]},
+                     "ablation: the new goal schedule at the demo's batch 16"),
+}
+
+
+class Job(dict):
+    """One training of the comparison: row, model, recipe, seed, output folder and command."""
+
+
+def plan_jobs(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int], *, minutes: float,
+              eval_every: int, out: Path, table: int = 2, num_samples: int = 128) -> list[Job]:
+    """The learning-check commands of every row x recipe x seed, interleaved by recipe."""
+    from sri.configs import ConfigError, row_spec
+
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise ConfigError(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    jobs = []
+    for seed in seeds:
+        for row in rows:
+            model = row_spec(table, row)["model"]
+            for recipe in recipes:  # A B A B: recipes alternate, so drift hits both alike
+                preset, overrides, _ = RECIPES[recipe]
+                d = out / f"{row}-{recipe}-seed{seed}"
+                cmd = [sys.executable, "-m", "sri.bench", "learn", "--model", model, "--table", str(table),
+                       "--row", row, "--dataset", "blocks", "--preset", preset, "--minutes", f"{minutes:g}",
+                       "--seed", str(seed), "--eval-every", str(eval_every), "--num-samples",
+                       str(num_samples), "--stop-at-bar", "--out", str(d)]
+                for k, v in overrides.items():
+                    cmd += ["--set", f"{k}={json.dumps(v, separators=(',', ':'))}"]
+                jobs.append(Job(row=row, model=model, recipe=recipe, seed=seed, out=str(d), cmd=cmd))
+    return jobs
+
+
+def first_at_bar(points: Sequence[dict[str, float]], *, ari: float = 0.75,
+                 mse_ratio: float = 0.25) -> dict[str, float] | None:
+    """The first evaluation that meets the bar, or None."""
+    for p in points:
+        if p.get("ari_fg", 0.0) >= ari and p.get("mse_ratio", float("inf")) <= mse_ratio:
+            return p
+    return None
+
+
+def _job_result(job: Job) -> dict[str, Any]:
+    curve = json.loads((Path(job["out"]) / "curve.json").read_text())
+    pts = curve["points"]
+    hit = first_at_bar(pts)
+    best = max(pts, key=lambda p: p.get("ari_fg", -1)) if pts else {}
+    res = {"row": job["row"], "recipe": job["recipe"], "seed": job["seed"], "steps": curve["steps"],
+           "batch_size": curve["config"]["batch_size"], "reached": hit is not None,
+           "steps_to_bar": hit["step"] if hit else None,
+           "minutes_to_bar": round(hit["wall_s"] / 60, 2) if hit else None,
+           "train_minutes_to_bar": round((hit["wall_s"] - hit.get("eval_s", 0.0)) / 60, 2) if hit else None,
+           "minutes": round(curve["train_wall_s"] / 60, 2), "best_ari_fg": best.get("ari_fg"),
+           "last": pts[-1] if pts else {}, "curve": str(Path(job["out"]) / "curve.json"),
+           "sample_s_acc": curve["final"].get("sample_s_acc"),
+           "sample_visible_objects": curve["final"].get("sample_visible_objects"),
+           "points": [{k: p.get(k) for k in ("step", "wall_s", "eval_s", "ari_fg", "mse_ratio", "kl")}
+                      for p in pts]}
+    return res
+
+
+def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per row and recipe: seeds that reached the bar and mean/max minutes and steps to it."""
+    out = []
+    keys = list(dict.fromkeys((r["row"], r["recipe"]) for r in results))
+    for row, recipe in keys:
+        rs = [r for r in results if r["row"] == row and r["recipe"] == recipe]
+        hit = [r for r in rs if r["reached"]]
+        entry = {"row": row, "recipe": recipe, "seeds": len(rs), "reached": len(hit)}
+        for key in ("minutes_to_bar", "train_minutes_to_bar", "steps_to_bar"):
+            vals = [r[key] for r in hit]
+            entry[f"mean_{key}"] = round(statistics.fmean(vals), 2) if vals else None
+            entry[f"max_{key}"] = max(vals) if vals else None
+        entry["best_ari_fg"] = max(r["best_ari_fg"] or 0 for r in rs)
+        out.append(entry)
+    return out
+
+
+def _run_all(jobs: list[Job], parallel: int, log_dir: Path) -> None:
+    """Run the jobs' commands, `parallel` at a time (one thread each when parallel > 1)."""
+    env = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    pending, running = list(jobs), []
+    log_dir.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            if (Path(job["out"]) / "curve.json").is_file():
+                print(f"[time-to-bar] reusing {job['out']}/curve.json", file=sys.stderr)
+                continue
+            log = open(log_dir / f"{Path(job['out']).name}.log", "w")
+            print(f"[time-to-bar] start {job['row']} {job['recipe']} seed {job['seed']} "
+                  f"({threads} thread{'s' if threads > 1 else ''})", file=sys.stderr, flush=True)
+            running.append((job, subprocess.Popen(job["cmd"], stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(2)
+        for item in list(running):
+            job, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                print(f"[time-to-bar] done {job['row']} {job['recipe']} seed {job['seed']} "
+                      f"(exit {proc.returncode})", file=sys.stderr, flush=True)
+                if proc.returncode:
+                    raise RuntimeError(f"{shlex.join(job['cmd'])} failed (exit {proc.returncode}); "
+                                       f"see {log.name}")
+
+
+def time_to_bar(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int], *, minutes: float,
+                eval_every: int, out: Path, parallel: int = 2, command: str = "") -> dict[str, Any]:
+    """Train every row x recipe x seed (or reuse finished ones), write the JSON, MD and PNG."""
+    from sri.provenance import provenance
+
+    prov = provenance(command)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = plan_jobs(rows, recipes, seeds, minutes=minutes, eval_every=eval_every, out=out)
+    _run_all(jobs, parallel, out / "logs")
+    results = [_job_result(j) for j in jobs]
+    report = {**prov, "parallel": parallel,
+              "threads_per_job": max(1, (os.cpu_count() or 1) // max(parallel, 1)),
+              "cap_minutes": minutes, "eval_every": eval_every,
+              "bar": {"ari_fg": 0.75, "mse_ratio": 0.25},
+              "recipes": {r: {"preset": RECIPES[r][0], "overrides": RECIPES[r][1], "what": RECIPES[r][2]}
+                          for r in recipes},
+              "summary": summarise(results), "runs": results}
+    (out / "time_to_bar.json").write_text(json.dumps(report, indent=1))
+    (out / "time_to_bar.md").write_text(markdown(report))
+    plot(report, out / "time_to_bar.png")
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The per-run table of a report."""
+    lines = ["| row | recipe | seed | reached | steps to bar | min to bar (train only) | best ARI-FG | "
+             "steps run | min run |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["runs"]:
+        to = f"{r['minutes_to_bar']} ({r['train_minutes_to_bar']})" if r["reached"] else "-"
+        lines.append(f"| {r['row']} | {r['recipe']} | {r['seed']} | {'yes' if r['reached'] else 'no'} | "
+                     f"{r['steps_to_bar'] or '-'} | {to} | {r['best_ari_fg']:.3f} | {r['steps']} | {r['minutes']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """ARI-FG and MSE ratio against wall-clock minutes, one column per row, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(dict.fromkeys(r["row"] for r in report["runs"]))
+    recipes = list(report["recipes"])
+    colours = {r: f"C{i}" for i, r in enumerate(recipes)}
+    fig, ax = plt.subplots(2, len(rows), figsize=(5.5 * len(rows), 6.5), squeeze=False)
+    for j, row in enumerate(rows):
+        for r in (x for x in report["runs"] if x["row"] == row):
+            mins = [p["wall_s"] / 60 for p in r["points"]]
+            lab = f"{r['recipe']} seed {r['seed']}"
+            ax[0, j].plot(mins, [p["ari_fg"] for p in r["points"]], "o-", ms=3, color=colours[r["recipe"]],
+                          label=lab, alpha=0.85)
+            ax[1, j].semilogy(mins, [p["mse_ratio"] for p in r["points"]], "o-", ms=3,
+                              color=colours[r["recipe"]], label=lab, alpha=0.85)
+        ax[0, j].axhline(0.75, color="grey", ls=":", label="bar 0.75")
+        ax[1, j].axhline(0.25, color="grey", ls=":", label="bar 0.25")
+        ax[0, j].set(title=f"{row}: ARI-FG (held-out)", xlabel="wall-clock minutes", ylim=(-0.05, 1))
+        ax[1, j].set(title=f"{row}: MSE / mean-image MSE", xlabel="wall-clock minutes")
+        ax[0, j].legend(fontsize=7)
+    m = report["machine"]
+    fig.suptitle(f"time to the demo bar: {m.get('cpu')} ({m.get('cpu_count')} cores), {report['parallel']} "
+                 f"job(s) at a time x {report['threads_per_job']} thread(s), commit "
+                 f"{(report.get('commit') or '?')[:7]}{' (dirty)' if report.get('dirty') else ''}, "
+                 f"{report['date'][:10]}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sri.bench time-to-bar",
+                                description="Wall-clock time from scratch to the demo bar (ARI-FG >= 0.75, "
+                                            "MSE <= 0.25 x the mean image's), recipes side by side.")
+    p.add_argument("--rows", default="sri_g,genv2_g", help="Table 2 rows (default sri_g,genv2_g)")
+    p.add_argument("--recipes", default="current,new", help=f"comma-separated, of: {', '.join(RECIPES)} "
+                   "(default current,new)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--minutes", type=float, default=20.0, help="cap per run in wall-clock minutes (default 20)")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between evaluations (default 500)")
+    p.add_argument("--parallel", type=int, default=2,
+                   help="runs at a time; each gets cores/parallel threads (default 2: one thread each on 2 cores)")
+    p.add_argument("--out", default="runs/time_to_bar", help="output folder (default runs/time_to_bar)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point."""
+    from sri.configs import ConfigError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = _parser().parse_args(argv)
+    split = [s.strip() for s in a.rows.split(",") if s.strip()]
+    recipes = [s.strip() for s in a.recipes.split(",") if s.strip()]
+    try:
+        seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"sri.bench time-to-bar: --seeds must be integers, got {a.seeds!r}") from None
+    if a.parallel < 1 or a.minutes <= 0 or a.eval_every < 1:
+        raise SystemExit("sri.bench time-to-bar: --parallel, --minutes and --eval-every must be positive")
+    try:
+        if a.dry_run:
+            for j in plan_jobs(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out)):
+                print(shlex.join(j["cmd"]))
+            return 0
+        rep = time_to_bar(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out),
+                          parallel=a.parallel, command="python -m sri.bench time-to-bar " + shlex.join(argv))
+    except ConfigError as e:
+        raise SystemExit(f"sri.bench time-to-bar: {e}") from None
+    print(markdown(rep))
+    for s in rep["summary"]:
+        print(f"{s['row']:8} {s['recipe']:13} reached {s['reached']}/{s['seeds']}: mean "
+              f"{s['mean_minutes_to_bar']} min (train only {s['mean_train_minutes_to_bar']}), "
+              f"{s['mean_steps_to_bar']} steps; best ARI-FG {s['best_ari_fg']:.3f}")
+    print(f"written: {Path(a.out) / 'time_to_bar.json'}, .md, .png")
+    return 0
