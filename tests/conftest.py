@@ -36,3 +36,23 @@ def skip_or_fail():
         pytest.skip(reason)
 
     return missing
+
+
+# Skips that are by design even in CI (everything else that skips there means a tool .ci/run
+# should have installed is missing, or a test silently stopped running).
+CI_ALLOWED_SKIPS = ("the fast mode",)
+_ci_skips: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and os.environ.get("SRI_CI") == "1":
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not any(a in reason for a in CI_ALLOWED_SKIPS):
+            _ci_skips.append((report.nodeid, reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _ci_skips and os.environ.get("SRI_CI") == "1":
+        lines = "\n".join(f"  {node}: {why}" for node, why in _ci_skips)
+        print(f"\nSRI_CI=1: {len(_ci_skips)} test(s) skipped that CI expects to run:\n{lines}")
+        session.exitstatus = 1

@@ -168,7 +168,18 @@ def test_time_minutes_reads_slurm_formats():
         time_minutes("tomorrow")
 
 
-def test_executor_asks_slurm_for_the_options(tmp_path):
+def _stand_in_srun(tmp_path, monkeypatch):
+    """submitit's SlurmExecutor refuses to exist without `srun` on PATH; the sbatch text it writes
+    does not need SLURM, so a stand-in lets this run on a machine without it (issue 26)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_executor_asks_slurm_for_the_options(tmp_path, monkeypatch):
+    _stand_in_srun(tmp_path, monkeypatch)
     opts = SlurmOptions(partition="gpu", gpus_per_job=4, nodes=2, time="1:30:00", account="proj",
                         mem="32G", cpus_per_job=8)
     text = make_executor(tmp_path / "%j", opts, "sri-x")._make_submission_file_text("python -c 1", "uid")
