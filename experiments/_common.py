@@ -22,8 +22,8 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from sacred import Experiment  # noqa: E402
 
 import sri.configs as C  # noqa: E402
-from sri.tracking.observers import (SacredRunLogger, attach_observers, configure_capture,  # noqa: E402
-                                    has_file_storage_arg, strip_mongo_args)
+from sri.tracking.observers import (MONGO_REQUIRED_ENV, SacredRunLogger, attach_observers,  # noqa: E402
+                                    configure_capture, has_file_storage_arg, strip_mongo_args)
 
 
 # Config scope shared by all tables (Sacred reads this function's body; no docstring, or it
@@ -63,6 +63,7 @@ def table_config(table):
     run_dir = _c["run_dir"]  # None: $SRI_RUNS_DIR or runs, then /checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
     resume = _c["resume"]  # continue from the latest checkpoint in run_dir
     max_nonfinite = _c["max_nonfinite"]  # non-finite losses in a row before reloading a checkpoint
+    max_nonfinite_share = _c["max_nonfinite_share"]  # more non-finite steps than this share: the run fails
     log_every = _c["log_every"]
     eval_every = _c["eval_every"]  # 0: no periodic evaluation
     eval_metrics = _c["eval_metrics"]
@@ -269,9 +270,11 @@ def run(ex: Experiment, argv: list[str] | None = None) -> Any:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
     try:
-        attach_observers(ex, mongo_url=mongo, file_dir=file_dir, required=mongo is not None)
+        # sweeps hand the URL over in $SRI_MONGO_URL (never on the command line) and ask for it strictly
+        required = mongo is not None or os.environ.get(MONGO_REQUIRED_ENV) == "1"
+        attach_observers(ex, mongo_url=mongo, file_dir=file_dir, required=required)
     except ConnectionError as e:  # MongoDB asked for with -m but unusable, or bad credentials
-        from sri.tracking.observers import redact
+        from sri.credentials import redact
 
         print(f"error: {redact(str(e))}", file=sys.stderr)
         sys.exit(2)

@@ -1,12 +1,15 @@
 """Atomic checkpoint files and rebuilding a model from one."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from sri.credentials import redact
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -16,7 +19,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            try:
+                torch.save(state, f)
+            except RuntimeError as e:  # torch reports a full disk as RuntimeError ("unexpected pos ...")
+                if _disk_nearly_full(path.parent):
+                    raise OSError(errno.ENOSPC, f"no space left while writing {path.name} ({e})") from e
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -25,6 +33,28 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _disk_nearly_full(folder: Path, slack: int = 1 << 20) -> bool:
+    """Whether the file system of `folder` has less than `slack` bytes free."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < slack
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete `ckpt_*.pt.*.tmp` files that a killed checkpoint write left (call with the run lock held)."""
+    removed = []
+    for p in Path(folder).glob("ckpt_*.pt.*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 class CheckpointError(RuntimeError):
@@ -127,7 +157,7 @@ class RunDirLock:
     def holder(self) -> str:
         """What the lock file says about its holder (may be stale when nobody holds the lock)."""
         try:
-            return self.path.read_text().strip() or "unknown process"
+            return redact(self.path.read_text().strip()) or "unknown process"
         except OSError:
             return "unknown process"
 
@@ -141,16 +171,17 @@ class RunDirLock:
         if self._fd is not None:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.fchmod(fd, 0o600)  # lock files of older versions were 0644
         except OSError:
             os.close(fd)
             raise RunDirLocked(
                 f"run folder {self.run_dir} is in use by another training process ({self.holder()}); "
                 f"wait for it to finish (or stop it), or pass run_dir=... for a separate folder") from None
         info = (f"pid {os.getpid()} on {socket.gethostname()}, since "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:300]}")
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {redact(' '.join(sys.argv))[:300]}")
         os.ftruncate(fd, 0)
         os.write(fd, (info + "\n").encode())
         self._fd = fd

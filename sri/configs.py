@@ -180,6 +180,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "device": "auto", "amp": False, "compile": False, "num_workers": 0,
     "checkpoint_every": 10_000, "keep_checkpoints": 3, "run_dir": None, "resume": True,
     "max_nonfinite": 5,
+    "max_nonfinite_share": 0.1,   # a run with more non-finite steps than this share fails (TrainingDiverged)
     "log_every": 100, "eval_every": 0, "eval_metrics": ["ari_fg", "nelbo_bpd"],
     "eval_num": 64,               # images per metric for the periodic evaluation
     "final_metrics": ["fid", "ari_fg", "nelbo_bpd"],
@@ -415,6 +416,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     _check_number(cfg, "lr", low=0, low_open=True)
     _check_number(cfg, "geco_lr", low=0)
     _check_number(cfg, "geco_goal")
+    _check_number(cfg, "max_nonfinite_share", low=0, high=1)
     check_goal_schedule(cfg["geco_goal_schedule"])
     _check_number(cfg, "geco_alpha", low=0, high=1, high_open=True)
     _check_number(cfg, "geco_speedup", low=0, allow_none=True)

@@ -131,7 +131,7 @@ class _Refusing:
 
 
 def test_redact_removes_credentials_anywhere_in_a_message():
-    from sri.tracking.observers import redact
+    from sri.credentials import redact
 
     msg = redact(f"cannot reach {SECRET_URL} (also mongodb+srv://a:b@h/x)")
     assert "secret" not in msg and ":b@" not in msg and "127.0.0.1:1" in msg and "***@" in msg

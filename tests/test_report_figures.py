@@ -104,3 +104,17 @@ def test_figure_labels_state_preset_and_step(tmp_path):
                    run=SimpleNamespace(config={"preset": "demo"}), checkpoint=tmp_path / "ckpt_00017521.pt")
     assert fr.preset == "demo" and fr.step == 17521
     assert fr.label.endswith("(table 2, seed 1, preset demo, step 17521)")
+
+
+def test_a_crafted_dataset_name_cannot_write_outside_the_figures_folder(tmp_path):
+    """Issue 27: a store run whose dataset holds '../' made `make figures` write outside --out."""
+    torch.manual_seed(0)
+    ck = save_tiny_checkpoint(tmp_path / "ckpt" / "sri.pt", tiny_model("sri"))
+    escape = tmp_path / "escape"
+    write_run(tmp_path / "runs", 1, table=2, row="sri_g", dataset=f"x/../../{escape.name}/pwn", seed=0,
+              model="sri", metrics={"fid": 1.0}, info={"checkpoint": str(ck)})
+    out = tmp_path / "figs" / "deeper"
+    with pytest.warns(UserWarning, match="not usable in a file name"):
+        paths = make_figures(tmp_path / "runs", out, seed=0, num_samples=2, only=[4])
+    assert paths == [] and not escape.exists()
+    assert not list(tmp_path.glob("**/pwn*"))

@@ -130,7 +130,7 @@ def _no_figures(store: str | None, preset: str) -> int:
 def _runs(args: argparse.Namespace) -> int:
     """`runs`: print or export `sri.tracking.runs_frame` (filtered)."""
     from sri.tracking.frame import runs_frame
-    from sri.tracking.observers import redact
+    from sri.credentials import redact
 
     try:
         frame = runs_frame(args.store)
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           preset=args.preset, sweep=args.sweep,
                                           trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError, RuntimeError) as e:
-            from sri.tracking.observers import redact
+            from sri.credentials import redact
 
             print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  only=[int(x) for x in args.only.split(",")] if args.only else None,
                                  preset=args.preset, trust_checkpoint=args.trust_checkpoint)
         except (FileNotFoundError, NotADirectoryError, ConnectionError) as e:
-            from sri.tracking.observers import redact
+            from sri.credentials import redact
 
             print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from sri.names import is_safe_name
 from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, ORDERED_POSTERIOR, TABLES
 from sri.viz import colour_masks, slot_colours, to_hwc  # one palette for every figure
 
@@ -250,6 +251,10 @@ def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
     for run in runs:
         key = run_key(run)
         if run.status != "COMPLETED" or key is None:
+            continue
+        if not all(is_safe_name(str(part)) for part in key):  # parts become file names
+            warnings.warn(f"skipping run {getattr(run, 'id', '?')}: its table/row/dataset/seed {key} is not "
+                          f"usable in a file name (a damaged or crafted run record)")
             continue
         if preset != ALL_PRESETS and run_preset(run) != preset:
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sri.tracking.mongo_server import stop_process
-from sri.tracking.observers import redact
+from sri.credentials import redact
 
 OMNIBOARD_VERSION = "2.16.1"
 DEFAULT_PREFIX = Path(".cache") / "omniboard"

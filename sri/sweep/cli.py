@@ -6,6 +6,9 @@ import sys
 import time
 from typing import Sequence
 
+from sri.credentials import redact
+from sri.names import check_name
+
 USAGE_EXAMPLES = """examples:
   sri sweep 3 --preset smoke --seeds 0,1 --jobs 2       # Table 3 on this machine, 2 runs at a time
   sri sweep 3 --launcher slurm --partition gpu --gpus-per-job 1 --time 24:00:00
@@ -88,7 +91,7 @@ def _plan(args: argparse.Namespace, updates_text: list[str]):
 
     planned = plan_sweep(args.table, args.rows, args.datasets, args.seeds, args.preset,
                          parse_updates(updates_text))
-    return planned, args.sweep or sweep_id(planned)
+    return planned, check_name(args.sweep, "--sweep") if args.sweep else sweep_id(planned)
 
 
 def status_command(args: argparse.Namespace, updates: list[str]) -> str:
@@ -103,10 +106,13 @@ def status_command(args: argparse.Namespace, updates: list[str]) -> str:
         parts += ["--datasets", ",".join(args.datasets)]
     for flag, value in (("--store", args.store), ("--sweep", args.sweep), ("--runs-dir", args.runs_dir)):
         if value:
-            parts += [flag, value]
+            parts += [flag, redact(value)]  # a password never goes to the console
     if updates:
         parts += ["with", *updates]
-    return shlex.join(parts)
+    hint = shlex.join(parts)
+    if args.store and redact(args.store) != args.store:
+        hint += "   (password left out: put it back in --store, or set SRI_MONGO_URL and drop --store)"
+    return hint
 
 
 def status_main(argv: list[str]) -> int:
@@ -189,8 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status_main(argv[1:])
         return sweep_main(argv)
     except (ConfigError, ValueError, FileNotFoundError, ConnectionError, RuntimeError) as e:
-        from sri.tracking.observers import redact
-
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

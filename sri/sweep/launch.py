@@ -5,8 +5,10 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Sequence
 
+from sri.credentials import has_credentials, redact, write_secret
 from sri.sweep.claims import new_claim, open_claims, sweep_folder
 from sri.sweep.plan import PlannedRun
 from sri.sweep.worker import execute, log_file
@@ -146,18 +148,21 @@ def launch_slurm(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
         raise RuntimeError("sbatch not found: --launcher slurm needs the SLURM client commands on "
                            "PATH (run on the cluster's login node, or use --launcher local)")
     folder = job_folder(sweep_folder(store, runs_dir), sweep)
+    url = store.db_url if store.kind == "mongo" else str(store.path.resolve())
+    secret = None
+    if has_credentials(url):  # submitit's pickles are world-readable: the password goes to a 0600 file
+        secret = str(write_secret(Path(folder) / "store_url.secret", url).resolve())
     submitted: dict[str, str] = {}
     for p, token in chosen:
         executor = make_executor(folder, options, job_name=f"sri-{p.row}-{p.dataset}-s{p.seed}")
-        job = SweepJob(p, sweep, store.db_url if store.kind == "mongo" else str(store.path.resolve()),
-                       token, runs_dir, options.gpus_per_node, options.nodes,
-                       str(log_file(store, sweep, p, runs_dir)))
+        job = SweepJob(p, sweep, redact(url), token, runs_dir, options.gpus_per_node, options.nodes,
+                       str(log_file(store, sweep, p, runs_dir)), store_file=secret)
         try:
             submitted_job = executor.submit(job)
         except Exception as e:
             for q, t in chosen[len(submitted):]:
                 claims.update(q.key, t, state="failed")  # release: nothing was queued for these
-            raise RuntimeError(f"submitting {p.name} failed ({type(e).__name__}: {e}); "
+            raise RuntimeError(f"submitting {p.name} failed ({type(e).__name__}: {redact(str(e))}); "
                                f"{len(submitted)} job(s) were submitted before") from None
         submitted[p.name] = str(submitted_job.job_id)
         claims.update(p.key, token, job_id=str(submitted_job.job_id))

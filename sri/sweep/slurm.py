@@ -77,8 +77,11 @@ class SweepJob(_Base):
     torchrun of a multi-node job (other ranks)."""
 
     def __init__(self, planned: PlannedRun, sweep: str, store: str, token: str, runs_dir: str | None,
-                 gpus_per_node: int, nodes: int, log_path: str) -> None:
+                 gpus_per_node: int, nodes: int, log_path: str, store_file: str | None = None) -> None:
+        # submitit pickles this object into a world-readable file: a store URL with a password
+        # stays in `store_file` (0600, sri.credentials.write_secret) and `store` holds it redacted
         self.planned, self.sweep, self.store, self.token = planned, sweep, store, token
+        self.store_file = store_file
         self.runs_dir, self.gpus_per_node, self.nodes, self.log_path = runs_dir, gpus_per_node, nodes, log_path
 
     def _launcher(self) -> tuple[list[str], int]:
@@ -90,17 +93,24 @@ class SweepJob(_Base):
         port = 20000 + int(re.sub(r"\D", "", str(env.job_id)) or 0) % 20000
         return torchrun_prefix(self.gpus_per_node, self.nodes, env.node, env.hostnames[0], port), env.global_rank
 
+    def store_url(self) -> str:
+        """The store, read from the 0600 file when it holds a password."""
+        from sri.credentials import read_secret
+
+        return read_secret(self.store_file) if self.store_file else self.store
+
     def __call__(self) -> str:
         from sri.tracking.store import resolve_store
 
         launcher, rank = self._launcher()
+        store = self.store_url()
         if rank != 0:  # another node of a multi-node run: no claim, no store, just the workers
-            spec = resolve_store(self.store)
+            spec = resolve_store(store)
             rc = run_child(run_command(self.planned, self.sweep, spec, launcher),
                            run_env(spec, self.runs_dir), None)
             return f"rank {rank} exited {rc}"
         job_id = os.environ.get("SLURM_JOB_ID")
-        outcome = execute(self.planned, self.sweep, self.store, self.token, runs_dir=self.runs_dir,
+        outcome = execute(self.planned, self.sweep, store, self.token, runs_dir=self.runs_dir,
                           launcher=launcher or None, log_path=self.log_path, job_id=job_id)
         if outcome in ("failed", "interrupted"):
             raise RuntimeError(f"{self.planned.name} {outcome}; see {self.log_path}")
@@ -160,4 +170,6 @@ def slurm_states(job_ids: Sequence[str]) -> dict[str, str] | None:
 
 def job_folder(sweep_dir: Path, sweep: str) -> Path:
     """submitit's folder for a sweep's jobs (`%j`: one sub-folder per job)."""
-    return sweep_dir / "slurm" / sweep / "%j"
+    from sri.names import check_name
+
+    return sweep_dir / "slurm" / check_name(sweep, "sweep id") / "%j"

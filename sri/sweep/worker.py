@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from sri.credentials import redact
+from sri.names import check_name
 from sri.sweep.claims import open_claims, sweep_folder
 from sri.sweep.plan import PlannedRun, table_script
+from sri.tracking.observers import MONGO_ENV, MONGO_REQUIRED_ENV
 from sri.tracking.store import StoreSpec, resolve_store
 
 STOP_WAIT_S = 600  # how long a stop request waits for the child's checkpoint
@@ -37,18 +40,22 @@ def torchrun_prefix(gpus_per_node: int, nodes: int = 1, node_rank: int = 0,
 
 def run_command(planned: PlannedRun, sweep: str | None, store: StoreSpec,
                 launcher: list[str] | None = None) -> list[str]:
-    """The command line of one run (without torchrun: `python <script> [-m URL] with ...`)."""
+    """The command line of one run (without torchrun: `python <script> with ...`). A MongoDB store
+    goes to the child in its environment (`run_env`), never on the command line, which `ps` shows."""
     cmd = list(launcher) if launcher else [sys.executable]
     cmd.append(str(table_script(planned.table)))
-    if store.kind == "mongo":
-        cmd += ["-m", store.db_url]
     return cmd + planned.with_args(sweep)
 
 
 def run_env(store: StoreSpec, runs_dir: str | os.PathLike | None) -> dict[str, str]:
-    """The child's environment: the file store (also the checkpoint root) via $SRI_RUNS_DIR."""
+    """The child's environment: the file store (also the checkpoint root) via $SRI_RUNS_DIR, a MongoDB
+    store via $SRI_MONGO_URL (required there: no silent fall-back to files)."""
     env = dict(os.environ)
-    env.pop("SRI_MONGO_URL", None)  # the store is given explicitly (-m) or by SRI_RUNS_DIR
+    env.pop(MONGO_ENV, None)
+    env.pop(MONGO_REQUIRED_ENV, None)
+    if store.kind == "mongo":
+        env[MONGO_ENV] = store.db_url
+        env[MONGO_REQUIRED_ENV] = "1"
     root = store.path if store.kind == "file" else (runs_dir or env.get("SRI_RUNS_DIR") or "runs")
     env["SRI_RUNS_DIR"] = str(Path(root).resolve())
     env["PYTHONUNBUFFERED"] = "1"
@@ -121,7 +128,7 @@ def execute(planned: PlannedRun, sweep: str, store: str | StoreSpec, token: str,
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "a")
-        log.write(f"$ {' '.join(cmd)}\n")
+        log.write(f"$ {redact(' '.join(cmd))}\n")
         log.flush()
     outcome = "failed"
     try:
@@ -143,6 +150,7 @@ def execute(planned: PlannedRun, sweep: str, store: str | StoreSpec, token: str,
 def log_file(store: str | StoreSpec, sweep: str, planned: PlannedRun,
              runs_dir: str | None = None) -> Path:
     """`<sweep folder>/logs/<sweep>/<row>_<dataset>_seed<seed>.log`."""
+    check_name(sweep, "sweep id")
     return (sweep_folder(store, runs_dir) / "logs" / sweep /
             f"{planned.row}_{planned.dataset}_seed{planned.seed}.log")
 

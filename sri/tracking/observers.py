@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 import warnings
@@ -17,7 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from sri.credentials import redact
+
 MONGO_ENV = "SRI_MONGO_URL"
+# set (to "1") by sweeps for their children: a MongoDB URL from the environment is then required, as -m is
+MONGO_REQUIRED_ENV = "SRI_MONGO_REQUIRED"
 SERVER_TIMEOUT_MS = 3000
 
 
@@ -42,15 +45,6 @@ def parse_mongo_spec(spec: str) -> tuple[str, str]:
     if not port.isdigit():
         raise ValueError(f"MongoDB port must be a number in {spec!r}; use host:port:db")
     return f"mongodb://{host}:{port}", db
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<cred>[^@/\s?#]*)@")
-
-
-def redact(text: str) -> str:
-    """`text` (a URL, or a message containing URLs) with every `user:password@` replaced by
-    `***@`. The one function for anything that prints or logs a MongoDB address."""
-    return _CREDENTIALS.sub(lambda m: m.group("scheme") + "***@", str(text))
 
 
 class MongoAuthError(ConnectionError):

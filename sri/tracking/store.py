@@ -108,7 +108,7 @@ class StoreSpec:
 
     def __str__(self) -> str:
         """For messages: a MongoDB URL never shows its user name or password."""
-        from sri.tracking.observers import redact
+        from sri.credentials import redact
 
         return str(self.path) if self.kind == "file" else f"{redact(self.url or '')} (db {self.db})"
 
@@ -255,7 +255,8 @@ def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000) -> list[RunRecord]:
             series = _series(doc, f"metrics document {doc.get('_id')}")
             metrics_by_run.setdefault(doc.get("run_id"), {})[str(doc.get("name"))] = series
     except PyMongoError as e:
-        from sri.tracking.observers import MongoAuthError, is_auth_failure, redact
+        from sri.credentials import redact
+        from sri.tracking.observers import MongoAuthError, is_auth_failure
 
         if is_auth_failure(e):
             raise MongoAuthError(f"cannot read runs from MongoDB {spec}: authentication failed; "

@@ -3,7 +3,9 @@
 Each (row, recipe, seed) is trained from scratch by the learning check (`sri.train.learn`, in a
 child process), evaluated every `--eval-every` steps on held-out scenes, and stopped at the first
 evaluation that meets the bar (ARI-FG >= 0.75 and MSE <= 0.25 x the mean image's) or at
-`--minutes`. The recipes run side by side in one invocation on one machine, so their times are
+`--minutes` (in all: a run cut short, e.g. by the end of a working session, continues from its
+checkpoint when the same command is given again, or with a larger `--minutes`, and its curve
+chunks are joined). The recipes run side by side in one invocation on one machine, so their times are
 comparable. Writes `time_to_bar.json` (with provenance), `time_to_bar.md` and `time_to_bar.png`
 (ARI-FG and MSE ratio against wall-clock minutes).
 """
@@ -71,9 +73,37 @@ def first_at_bar(points: Sequence[dict[str, float]], *, ari: float = 0.75,
     return None
 
 
+def _chunks(job: Job) -> list[dict[str, Any]]:
+    """The job's curve files in order: earlier chunks (`curve.chunkN.json`), then `curve.json`."""
+    d = Path(job["out"])
+    files = sorted(d.glob("curve.chunk*.json"), key=lambda p: int(p.stem.split("chunk")[1]))
+    if (d / "curve.json").is_file():
+        files.append(d / "curve.json")
+    return [json.loads(f.read_text()) for f in files]
+
+
+def merged_points(chunks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One curve from the chunks of a run continued across sessions: each chunk's wall-clock and
+    evaluation seconds are offset by the chunks before it."""
+    pts: list[dict[str, Any]] = []
+    wall = ev = 0.0
+    for c in chunks:
+        for p in c["points"]:
+            if pts and p["step"] <= pts[-1]["step"]:
+                continue  # a chunk re-evaluates the step it resumed from
+            q = dict(p)
+            q["wall_s"] = round(p["wall_s"] + wall, 1)
+            q["eval_s"] = round(p.get("eval_s", 0.0) + ev, 1)
+            pts.append(q)
+        wall += c["train_wall_s"]
+        ev += c.get("eval_wall_s", 0.0)
+    return pts
+
+
 def _job_result(job: Job) -> dict[str, Any]:
-    curve = json.loads((Path(job["out"]) / "curve.json").read_text())
-    pts = curve["points"]
+    chunks = _chunks(job)
+    curve = chunks[-1]
+    pts = merged_points(chunks)
     hit = first_at_bar(pts)
     best = max(pts, key=lambda p: p.get("ari_fg", -1)) if pts else {}
     res = {"row": job["row"], "recipe": job["recipe"], "seed": job["seed"], "steps": curve["steps"],
@@ -81,13 +111,32 @@ def _job_result(job: Job) -> dict[str, Any]:
            "steps_to_bar": hit["step"] if hit else None,
            "minutes_to_bar": round(hit["wall_s"] / 60, 2) if hit else None,
            "train_minutes_to_bar": round((hit["wall_s"] - hit.get("eval_s", 0.0)) / 60, 2) if hit else None,
-           "minutes": round(curve["train_wall_s"] / 60, 2), "best_ari_fg": best.get("ari_fg"),
+           "minutes": round(sum(c["train_wall_s"] for c in chunks) / 60, 2), "chunks": len(chunks),
+           "chunk_commands": [c.get("command") for c in chunks],
+           "chunk_commits": [c.get("commit") for c in chunks],
+           "best_ari_fg": best.get("ari_fg"),
            "last": pts[-1] if pts else {}, "curve": str(Path(job["out"]) / "curve.json"),
            "sample_s_acc": curve["final"].get("sample_s_acc"),
            "sample_visible_objects": curve["final"].get("sample_visible_objects"),
            "points": [{k: p.get(k) for k in ("step", "wall_s", "eval_s", "ari_fg", "mse_ratio", "kl")}
                       for p in pts]}
     return res
+
+
+def _next_command(job: Job, cap_minutes: float) -> list[str] | None:
+    """The command still to run for `job`: None when it is finished (bar met, or `cap_minutes`
+    used up); the whole command for a new run; a resuming chunk for the minutes left."""
+    chunks = _chunks(job)
+    if not chunks:
+        return list(job["cmd"])
+    used = sum(c["train_wall_s"] for c in chunks) / 60
+    if first_at_bar(merged_points(chunks)) is not None or used >= cap_minutes - 0.05:
+        return None
+    d = Path(job["out"])
+    (d / "curve.json").rename(d / f"curve.chunk{len(chunks)}.json")
+    cmd = list(job["cmd"])
+    cmd[cmd.index("--minutes") + 1] = f"{cap_minutes - used:.2f}"
+    return cmd + ["--set", "resume=true"]
 
 
 def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,8 +156,9 @@ def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _run_all(jobs: list[Job], parallel: int, log_dir: Path) -> None:
-    """Run the jobs' commands, `parallel` at a time (one thread each when parallel > 1)."""
+def _run_all(jobs: list[Job], parallel: int, log_dir: Path, cap_minutes: float) -> None:
+    """Run what is left of each job, `parallel` at a time (cores/parallel threads each). A job with
+    curves from an earlier invocation continues from its checkpoint for the minutes left."""
     env = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // max(parallel, 1))
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -117,13 +167,14 @@ def _run_all(jobs: list[Job], parallel: int, log_dir: Path) -> None:
     while pending or running:
         while pending and len(running) < parallel:
             job = pending.pop(0)
-            if (Path(job["out"]) / "curve.json").is_file():
-                print(f"[time-to-bar] reusing {job['out']}/curve.json", file=sys.stderr)
+            cmd = _next_command(job, cap_minutes)
+            if cmd is None:
+                print(f"[time-to-bar] reusing {job['out']} (bar met or {cap_minutes:g} min used)", file=sys.stderr)
                 continue
-            log = open(log_dir / f"{Path(job['out']).name}.log", "w")
+            log = open(log_dir / f"{Path(job['out']).name}.log", "a")
             print(f"[time-to-bar] start {job['row']} {job['recipe']} seed {job['seed']} "
                   f"({threads} thread{'s' if threads > 1 else ''})", file=sys.stderr, flush=True)
-            running.append((job, subprocess.Popen(job["cmd"], stdout=log, stderr=subprocess.STDOUT, env=env), log))
+            running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
         time.sleep(2)
         for item in list(running):
             job, proc, log = item
@@ -145,7 +196,7 @@ def time_to_bar(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int
     prov = provenance(command)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(rows, recipes, seeds, minutes=minutes, eval_every=eval_every, out=out)
-    _run_all(jobs, parallel, out / "logs")
+    _run_all(jobs, parallel, out / "logs", minutes)
     results = [_job_result(j) for j in jobs]
     report = {**prov, "parallel": parallel,
               "threads_per_job": max(1, (os.cpu_count() or 1) // max(parallel, 1)),

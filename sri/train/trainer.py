@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from sri.checkpoint import (CheckpointCorrupt, RunDirLock, RunDirNotWritable, check_writable,
-                            load_checkpoint, save_checkpoint, write_error_reason)
+                            load_checkpoint, remove_stale_temporaries, save_checkpoint, write_error_reason)
 from sri.configs import ConfigError, DATASETS, default_run_dir, validate_config
 from sri.evaluate import evaluate_run, feature_extractor_name, final_evaluation
 from sri.train.distributed import (_DDP, _allreduce_update, any_rank, barrier, gather_rng,
@@ -51,6 +51,10 @@ __all__ = ["ARCHIVE_DIR", "CKPT_RE", "PALETTE", "SAMPLES_RE", "Logger", "MemoryL
            "set_rng_state", "threading_is_main", "train", "write_sample_grid"]
 
 _unwrap = unwrap_model
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many training steps had a non-finite loss (`max_nonfinite_share`): the run fails."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -286,6 +290,8 @@ class Trainer:
                 # fail at the start, not at the first checkpoint: folder usable, nobody else in it
                 check_writable(self.run_dir)
                 self._lock = RunDirLock(self.run_dir).acquire()
+                for p in remove_stale_temporaries(self.run_dir):
+                    self._say(f"removed {p.name}, left by an interrupted checkpoint write")
             return self._fit()
         finally:
             if self._lock is not None:
@@ -315,8 +321,10 @@ class Trainer:
                    "gecos": {k: g.state_dict() for k, g in self.gecos.items()}}
 
         if self.rank == 0:  # room for a checkpoint, its atomic replacement and the kept ones
-            ckpt_bytes = 3 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-            check_writable(self.run_dir, need_bytes=2 * ckpt_bytes + (1 << 20))
+            # weights + Adam's two moments, pickling overhead; the kept files plus the one being written
+            ckpt_bytes = int(3.2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()))
+            kept = c["keep_checkpoints"] or 3
+            check_writable(self.run_dir, need_bytes=(kept + 1) * ckpt_bytes + (4 << 20))
 
         start = 0
         self._last_good: Path | None = None
@@ -397,6 +405,9 @@ class Trainer:
                         self._reload_last_good(initial, bad_in_row, reloads)
                         bad_in_row = 0
                 bar.update(1)
+                self._check_divergence(nonfinite_total, step - start, final=False)
+                if c["log_every"] and (step % c["log_every"] == 0 or step == c["steps"]):
+                    self._scalar("nonfinite_steps", nonfinite_total, step)
                 if c["log_every"] and (step % c["log_every"] == 0 or step == c["steps"]) and n_acc:
                     now = time.perf_counter()
                     means = {k: v / n_acc for k, v in acc.items()}
@@ -428,6 +439,7 @@ class Trainer:
             bar.close()
             restore_handlers(old_handlers)
 
+        self._check_divergence(nonfinite_total, step - start, final=True)
         final_path = self.run_dir / checkpoint_name(step)
         if not final_path.exists() or start < step:
             final_path = self.save(step)
@@ -482,6 +494,18 @@ class Trainer:
                 self._say(f"resume=False: moved the earlier run's checkpoints in {self.run_dir} to "
                           f"{dest} (kept, not resumed from)")
         barrier(self.world)
+
+    def _check_divergence(self, nonfinite: int, trained: int, *, final: bool) -> None:
+        """TrainingDiverged once non-finite steps exceed `max_nonfinite_share` of the steps trained
+        (checked from 20 steps on, and at the end); the run then ends FAILED instead of COMPLETED."""
+        share = float(self.config["max_nonfinite_share"])
+        if not nonfinite or share >= 1 or (trained < 20 and not final):
+            return
+        if nonfinite > share * max(trained, 1):
+            self._info("diverged", f"{nonfinite} of {trained} steps non-finite")
+            raise TrainingDiverged(f"{nonfinite} of {trained} training steps had a non-finite loss (more than "
+                                   f"max_nonfinite_share={share:g}); the run diverged: lower lr=... (now "
+                                   f"{self.config['lr']:g}) or check the data")
 
     def _reload_last_good(self, initial: dict[str, Any], bad: int, reloads: int) -> None:
         """After `max_nonfinite` non-finite steps in a row, go back to the last good weights."""

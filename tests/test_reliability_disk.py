@@ -1,0 +1,59 @@
+"""Checkpoint writes on a full disk and after a killed write (issue 27, reliability round 2)."""
+import errno
+import os
+import subprocess
+import uuid
+
+import pytest
+import torch
+
+from sri.checkpoint import save_checkpoint
+from sri.configs import experiment_config
+from sri.train.trainer import Trainer
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 256 KiB tmpfs (root only); skips with the reason where mounting is not allowed."""
+    mnt = tmp_path / f"full-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True,
+                       text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'})")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_error_from_torch_becomes_enospc(tiny_tmpfs):
+    """torch.save raises RuntimeError ('unexpected pos') on a full disk; the trainer needs OSError."""
+    with pytest.raises(OSError) as info:
+        save_checkpoint(tiny_tmpfs / "ckpt_00000001.pt", {"w": torch.zeros(400_000)})
+    assert info.value.errno == errno.ENOSPC
+    assert not list(tiny_tmpfs.glob("*.tmp"))  # no half-written file left behind
+
+
+def test_stale_checkpoint_temporaries_are_removed_at_start(tmp_path, one_thread):
+    cfg = experiment_config(2, "genv2_g", "blocks", "smoke")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stale = run_dir / "ckpt_00000002.pt.k3j2h1.tmp"
+    stale.write_bytes(os.urandom(1024))
+    other = run_dir / "notes.tmp"
+    other.write_text("not ours")
+    cfg.update(run_dir=str(run_dir), steps=2, final_metrics=[], num_order=0)
+    Trainer(cfg).fit()
+    assert not stale.exists() and other.exists()
+
+
+def test_a_run_that_diverges_fails_instead_of_completing(tmp_path, one_thread):
+    """Issue 27: `with smoke steps=60 lr=1e6` had 50 of 60 steps non-finite and ended COMPLETED."""
+    from sri.train.loggers import MemoryLogger
+    from sri.train.trainer import TrainingDiverged
+
+    cfg = experiment_config(3, "d", "blocks", "smoke")
+    cfg.update(run_dir=str(tmp_path / "run"), steps=60, lr=1e6, final_metrics=[], num_order=0, log_every=5)
+    logger = MemoryLogger()
+    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+        Trainer(cfg, logger).fit()
+    assert logger.scalars["nonfinite_steps"][-1][1] > 0  # logged, so reports can flag it
