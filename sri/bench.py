@@ -14,6 +14,7 @@ benchmarks:
   fast-check   does bf16 autocast train like fp32? loss curves over 2,000 steps vs tolerances (sri.train.fast_check)
   release      our SRI step beside the authors' release in one process, A B A B (sri.train.release_bench)
   time-to-bar  wall-clock minutes from scratch to the demo bar, recipes side by side (sri.train.time_to_bar)
+  judge-check  the S-Acc judge against samples labelled by eye: agreement, per model (sri.metrics.judge_check)
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.train.compare)
 """
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.train.release_bench import main as run
     elif name == "time-to-bar":
         from sri.train.time_to_bar import main as run
+    elif name == "judge-check":
+        from sri.metrics.judge_check import main as run
     elif name == "compare":
         from sri.train.compare import main as run
     elif name in ("convert", "loader"):

@@ -2,7 +2,7 @@
 
 `experiment_config(table, row, dataset, preset)` returns the full flat config of one run, which
 `sri.train.trainer.train` consumes and the Sacred scripts in `experiments/` expose key by key.
-Sources: paper appendix A.4 and DESIGN.md section 2. Values we had to choose ourselves are marked
+Sources: paper appendix A.4 and the authors' SRI release (GECO targets and sigmas). Values we had to choose ourselves are marked
 "(our choice)" in the comments.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ SYNTHETIC_DATASETS = SYNTHETIC
 IMPLEMENTED_MODELS = IMPLEMENTED
 
 # ---------------------------------------------------------------------------------------------
-# Likelihood families (appendix A.4.2, DESIGN.md section 2).
+# Likelihood families (appendix A.4.2; the targets are the authors' release's).
 # goal = per-pixel-and-channel GECO target; normalized = with the -0.5 log 2pi term.
 # ---------------------------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ TABLES: dict[int, dict[str, Any]] = {
             # SRI-EMORL fixes I = 2
             "emorl": {"label": "EMORL", "model": "emorl", "family": "EMORL", "base": "emorl",
                       "geco_lr": 1e-6},
-            # GENESIS: mixture likelihood over slots with sigma 0.7 (DESIGN.md section 7), GECO as GENv2's
+            # GENESIS: mixture likelihood over slots with sigma 0.7 (GENESIS paper and release), GECO as GENv2's
             "gen": {"label": "GEN", "model": "gen", "family": "MoG", "base": "genv2", "geco_lr": 1e-5},
             "genv2_g": {"label": "GENv2-G", "model": "genv2", "family": "G", "base": "genv2",
                         "geco_lr": 1e-5},

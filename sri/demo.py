@@ -176,7 +176,7 @@ def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, 
         res = reconstruction_metrics(model, images, masks, base)
         res.update({f"sample_{k}": v for k, v in sample_metrics(model, num_samples, seed=seed).items()})
         out["models"][row] = res
-        out["data"] = data_reference(masks)
+        out["data"] = data_reference(masks, images)
         out["eval_num"] = len(images)
     out["num_samples"] = num_samples
     return out

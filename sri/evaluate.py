@@ -4,8 +4,8 @@ Protocols (docs/ARCHITECTURE.md, paper Section 5): FID between `num_fid` test im
 samples at temperature 1, both quantised to uint8 alike, with torch-fidelity's Inception pool3
 features (or any registered extractor); real statistics are cached on disk. ARI-FG on the first
 `num_ari` test images (decoder masks, argmax over slots). bpd: single-sample -ELBO with the
-normalised likelihood on `num_bpd` validation images. S-Acc: share of `num_sacc` samples whose
-argmax segmentation is one plausible stack (`sri.metrics.stack_is_plausible`); when FID is also
+normalised likelihood on `num_bpd` validation images. S-Acc: share of `num_sacc` samples judged one
+plausible stack by `sri.metrics.judge_samples` (checked against labels by eye); when FID is also
 computed, the first `num_sacc` FID samples are judged (same temperature, i.i.d.).
 
 The trainer's evaluation policy lives here too: `evaluate_run` (a training config's protocol and
@@ -123,14 +123,14 @@ def _sample_batches(model: nn.Module, n: int, batch_size: int, gen: torch.Genera
 def _fid_and_sacc(model, data: _Data, want: list[str], *, device, batch_size, num_fid, num_sacc,
                   feature_extractor, progress, opts, log) -> dict[str, float]:
     from sri.metrics import fid as F
-    from sri.metrics.stacks import stack_is_plausible
+    from sri.metrics.stacks import judge_samples
 
     res: dict[str, float] = {}
     gen = torch.Generator(device=device).manual_seed(int(opts["seed"]))
     sacc_ok: list[Tensor] = []
     if "fid" not in want:
         for out in _sample_batches(model, num_sacc, batch_size, gen, opts, progress, "S-Acc samples"):
-            sacc_ok.append(stack_is_plausible(_argmax_labels(out.masks)))
+            sacc_ok.append(judge_samples(out.images, out.masks))
         res["s_acc"] = float(torch.cat(sacc_ok).float().mean())
         return res
 
@@ -164,7 +164,7 @@ def _fid_and_sacc(model, data: _Data, want: list[str], *, device, batch_size, nu
     def fake_images():
         for out in _sample_batches(model, n_real, batch_size, gen, opts, progress, "FID samples"):
             if "s_acc" in want and sum(len(o) for o in sacc_ok) < num_sacc:
-                sacc_ok.append(stack_is_plausible(_argmax_labels(out.masks)))
+                sacc_ok.append(judge_samples(out.images, out.masks))
             yield out.images
 
     fake = F.feature_statistics(F.extract_features(ext, fake_images(), device=device))
@@ -173,7 +173,7 @@ def _fid_and_sacc(model, data: _Data, want: list[str], *, device, batch_size, nu
         judged = torch.cat(sacc_ok)[:num_sacc]
         missing = num_sacc - judged.numel()
         if missing > 0:
-            more = [stack_is_plausible(_argmax_labels(o.masks))
+            more = [judge_samples(o.images, o.masks)
                     for o in _sample_batches(model, missing, batch_size, gen, opts, progress, "S-Acc samples")]
             judged = torch.cat([judged, *more])
         res["s_acc"] = float(judged.float().mean())

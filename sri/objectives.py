@@ -39,7 +39,7 @@ def mog_nll(x: Tensor, log_masks: Tensor, means: Tensor, std: float,
     """Eq. 4: -log sum_k m_k N(x; x_k, std^2) via logsumexp over slots, summed over C,H,W -> `[B]`.
 
     As in the authors' release the mixture is taken per pixel *and channel* (the GECO targets of
-    DESIGN.md were tuned for this form).
+    the authors' release were tuned for this form).
     """
     log_p = normal_log_prob(x.unsqueeze(1), means, std, normalized) + log_masks
     return -torch.logsumexp(log_p, dim=1).flatten(1).sum(1)
@@ -81,7 +81,7 @@ def softplus_std(x: Tensor) -> Tensor:
 
 
 class GECO:
-    """GECO Lagrange multiplier in the GENESIS form (DESIGN.md section 2).
+    """GECO Lagrange multiplier in the GENESIS form (as in the GENESIS-v2 and SRI releases).
 
     `loss(err, kl)` returns err + beta * kl with the current beta and then (unless
     `update=False`) updates the error EMA and beta:
@@ -153,7 +153,7 @@ def _softplus_inverse(y: float) -> float:
 
 
 class EmorlGECO:
-    """GECO in EfficientMORL's form (DESIGN.md section 7): a softplus Lagrange multiplier on the error.
+    """GECO in EfficientMORL's form (EfficientMORL paper and release): a softplus Lagrange multiplier on the error.
 
     `loss(err, kl)` returns lambda * err + kl with lambda = softplus(b) from before this step
     (the constant -lambda * goal of the Lagrangian is dropped). `update(err)`:

@@ -83,7 +83,7 @@ def test_reconstruction_metrics_mean_image_and_independent_ari():
 
 
 def test_data_reference_of_true_scenes():
-    _, masks, n = _scenes(50)
-    ref = data_reference(masks)
+    images, masks, n = _scenes(50)
+    ref = data_reference(masks, images)
     assert ref["s_acc"] > 0.9
     assert abs(ref["visible_objects"] - n.float().mean().item()) < 1e-6

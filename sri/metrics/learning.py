@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.metrics.ari import ari_fg, nanmean
-from sri.metrics.stacks import count_blocks, stack_is_plausible
+from sri.metrics.stacks import count_blocks, judge_samples
 
 __all__ = ["mean_image", "reconstruction_metrics", "sample_metrics", "data_reference"]
 
@@ -83,17 +83,18 @@ def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: in
         b = min(batch_size, num - done)
         out = model.sample(b, temperature=temperature, generator=gen)
         labels = _labels(out.masks).cpu()
-        ok.append(stack_is_plausible(labels))
+        ok.append(judge_samples(out.images, out.masks))
         counts.append(count_blocks(labels))
         done += b
     return {"s_acc": float(torch.cat(ok).float().mean()),
             "visible_objects": float(torch.cat(counts).float().mean())}
 
 
-def data_reference(true_masks: Tensor) -> dict[str, float]:
-    """The same sample figures computed on ground-truth masks `[N,H,W]` of real scenes."""
+def data_reference(true_masks: Tensor, images: Tensor) -> dict[str, float]:
+    """The same sample figures on real scenes: S-Acc of their images `[N,3,H,W]` by the judge,
+    visible objects of their ground-truth masks `[N,H,W]`."""
     m = true_masks.cpu()
-    return {"s_acc": float(stack_is_plausible(m).float().mean()),
+    return {"s_acc": float(judge_samples(images.cpu()).float().mean()),
             "visible_objects": float(count_blocks(m).float().mean())}
 
 

@@ -1,4 +1,4 @@
-"""Building blocks of the GENESIS-v2 segregation VAE (DESIGN.md section 2).
+"""Building blocks of the GENESIS-v2 segregation VAE (Engelcke et al. 2021 and the authors' SRI release).
 
 UNet encoder, instance-colouring stick-breaking (IC-SM), spatial broadcast decoder.
 """

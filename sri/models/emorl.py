@@ -1,6 +1,6 @@
 """EfficientMORL (Emami et al. 2021) as a segregation module: HVAE encoder + iterative refinement.
 
-Facts (DESIGN.md section 7): a CNN encoder (4 x Conv5x5, 64 ch, ReLU) plus a 4-d position map
+Facts (EfficientMORL paper, Emami et al. 2021, and its release): a CNN encoder (4 x Conv5x5, 64 ch, ReLU) plus a 4-d position map
 (distances to the four borders) through Linear(4, 64), then LayerNorm -> Linear -> ReLU -> Linear;
 a learned initial posterior shared by all slots; L = 3 stochastic layers, each one slot-attention
 step (softmax over slots, renormalised over pixels) feeding two GRUs (mean; softplus-variance

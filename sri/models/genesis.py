@@ -1,6 +1,6 @@
 """GENESIS (Engelcke et al. 2020) as a segregation module: a mask VAE and a component VAE.
 
-Facts from the paper (DESIGN.md section 7): the image is encoded to a feature h; mask latents
+Facts from the GENESIS paper and its release: the image is encoded to a feature h; mask latents
 z^m_k have an autoregressive posterior (an LSTM over [h, z^m_(k-1)]); all z^m_k are decoded in
 parallel to mask logits a_k and masks come from stick breaking, m_k = s_(k-1) sigmoid(a_k) with
 the remaining scope as the K-th mask; a MONet-style component VAE encodes [x, log m_k] to z^c_k

@@ -4,7 +4,7 @@ Facts from the Slot Attention paper: a CNN encoder (Conv 5x5, 64 channels, ReLU)
 embedding (a linear map of the 4-d grid [x, y, 1-x, 1-y] added to the features), LayerNorm and an
 MLP over the flattened pixels; T iterations of attention whose softmax runs over the slots and is
 then renormalised over the pixels (a weighted mean of the values), a GRU update and a residual MLP.
-SRI-SA* (paper Section 5.2, DESIGN.md section 7): slot k starts from its own learned Normal
+SRI-SA* (paper Section 5.2): slot k starts from its own learned Normal
 N(mu_k, sigma_k^2) instead of one shared Normal, and each final slot is mapped by a linear layer to
 the mean and (softplus) std of its latent. Decoding uses GENESIS-v2's broadcast decoder, so SRI's
 second decoder and shared-decoder option work unchanged. "(our choice)" marks what the papers leave open.

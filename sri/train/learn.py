@@ -205,10 +205,10 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
             logger.log_scalar(f"eval_{k}", v, step)
     points = _points(logger, trainer.eval_times, eval_marks)
     final = dict(points[-1]) if points else {}
-    _, masks = trainer.held_out()
+    held_images, masks = trainer.held_out()
     final.update({f"sample_{k}": v for k, v in
                   trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
-    reference = data_reference(masks)
+    reference = data_reference(masks, held_images)
     res = {
         **prov,
         "model": model, "table": cfg["table"], "row": cfg["row"], "dataset": dataset, "preset": preset,

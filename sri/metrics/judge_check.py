@@ -1,0 +1,210 @@
+"""`python -m sri.bench judge-check`: the automatic S-Acc judge against labels given by eye.
+
+The paper labelled 100 generated ShapeStacks samples by hand. Here generated samples of several
+checkpoints are pooled (`make-pool`: images and softmax masks in a compressed `.npz`, shown in a
+shuffled order on numbered PNG sheets that do not say which model drew them), labelled by a
+person following the written rules (`RULES` below, also in the labels folder's README), and the
+judge is scored against those labels (`report`): accuracy, false-plausible and false-implausible
+rates, and S-Acc by eye vs by the judge per source model. A third of the samples, chosen by id
+before any labelling, is held out: rules of the judge are developed on the other two thirds
+(`dev`) and reported on the held-out third (`test`) as well.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["RULES", "make_pool", "load_pool", "read_labels", "split_of", "agreement", "report", "main"]
+
+RULES = """\
+A sample is labelled by looking at its image alone (4x enlarged), in the paper's sense of a
+plausible ShapeStacks scene ("all blocks in the stack are touching each other"):
+
+plausible (1):   one stack: every visible block rests on the block below it or on the floor,
+                 blocks touch along a face (not only at a corner), the lowest block stands on
+                 the floor (below the wall/floor line), nothing floats in the air or on the wall;
+                 a single block on the floor counts. Colours may be blurry as long as the blocks
+                 and their contacts can be seen.
+implausible (0): any block floating (a gap of background between it and everything below),
+                 two or more separate stacks or blocks side by side on the floor, the lowest
+                 block above the floor line, or no block visible at all (empty or faint scene).
+ambiguous (-1):  it cannot be told whether a blob is one or several blocks, or whether two
+                 blobs touch; these are left out of every score.
+"""
+
+
+def split_of(sample_id: int) -> str:
+    """'test' for a fixed third of the ids (by hash, chosen before labelling), else 'dev'."""
+    return "test" if int(hashlib.sha256(str(int(sample_id)).encode()).hexdigest(), 16) % 3 == 0 else "dev"
+
+
+def _sheet(images: np.ndarray, ids: Sequence[int], path: Path, cols: int = 10, scale: int = 4) -> None:
+    from PIL import Image, ImageDraw
+
+    n, _, h, w = images.shape
+    H, W, pad = h * scale, w * scale, 14
+    rows = (n + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * (W + 4), rows * (H + pad)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (im, sid) in enumerate(zip(images, ids)):
+        tile = Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0))).resize((W, H), Image.NEAREST)
+        x, y = (i % cols) * (W + 4), (i // cols) * (H + pad)
+        canvas.paste(tile, (x, y + pad))
+        draw.text((x + 2, y + 1), str(sid), fill="black")
+    canvas.save(path)
+
+
+@torch.no_grad()
+def make_pool(checkpoints: Sequence[str], per_checkpoint: int, out: Path, *, seed: int = 0,
+              first_id: int = 0, per_sheet: int = 50, command: str = "") -> dict[str, Any]:
+    """Sample `per_checkpoint` scenes from each checkpoint, shuffle them, write `pool_<first_id>.npz`
+    (uint8 images `[N,3,H,W]`, uint8 masks `[N,K,H,W]`, ids, sources) and numbered sheets."""
+    from sri.checkpoint import load_model
+    from sri.provenance import provenance
+
+    out.mkdir(parents=True, exist_ok=True)
+    images, masks, sources = [], [], []
+    for j, ck in enumerate(checkpoints):
+        model, _ = load_model(ck)
+        gen = torch.Generator().manual_seed(seed + 1000 * j)
+        s = model.sample(per_checkpoint, generator=gen)
+        images.append((s.images.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        masks.append((s.masks[:, :, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        sources += [j] * per_checkpoint
+    if len({m.shape[1:] for m in masks}) != 1:
+        raise ValueError("the checkpoints of one pool must share image size and K; make one pool per shape")
+    img, msk, src = np.concatenate(images), np.concatenate(masks), np.asarray(sources)
+    order = np.random.default_rng(seed).permutation(len(img))
+    img, msk, src = img[order], msk[order], src[order]
+    ids = np.arange(first_id, first_id + len(img))
+    name = f"pool_{first_id:04d}"
+    np.savez_compressed(out / f"{name}.npz", images=img, masks=msk, ids=ids, sources=src,
+                        checkpoints=np.asarray([str(c) for c in checkpoints]))
+    for k in range(0, len(img), per_sheet):
+        _sheet(img[k:k + per_sheet], ids[k:k + per_sheet], out / f"sheet_{ids[k]:04d}.png")
+    meta = {**provenance(command), "pool": name, "checkpoints": [str(c) for c in checkpoints],
+            "per_checkpoint": per_checkpoint, "seed": seed, "ids": [int(ids[0]), int(ids[-1])]}
+    (out / f"{name}.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def load_pool(folder: Path) -> dict[str, np.ndarray]:
+    """Every pool in `folder` joined: images, masks, ids, sources (as checkpoint names)."""
+    parts = [np.load(p) for p in sorted(folder.glob("pool_*.npz"))]
+    if not parts:
+        raise FileNotFoundError(f"no pool_*.npz in {folder}: run `python -m sri.bench judge-check make-pool` first")
+    return {"images": np.concatenate([p["images"] for p in parts]),
+            "masks": np.concatenate([p["masks"] for p in parts]),
+            "ids": np.concatenate([p["ids"] for p in parts]),
+            "sources": np.concatenate([p["checkpoints"][p["sources"]] for p in parts])}
+
+
+def read_labels(path: Path) -> dict[int, int]:
+    """id -> 1 (plausible), 0 (implausible) or -1 (ambiguous) from a CSV with columns id,label."""
+    out: dict[int, int] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            lab = int(row["label"])
+            if lab not in (-1, 0, 1):
+                raise ValueError(f"{path}: label of id {row['id']} must be 1, 0 or -1, got {lab}")
+            out[int(row["id"])] = lab
+    return out
+
+
+def agreement(judged: np.ndarray, eye: np.ndarray) -> dict[str, float]:
+    """Accuracy and the two error rates of boolean `judged` against boolean labels `eye`."""
+    judged, eye = np.asarray(judged, bool), np.asarray(eye, bool)
+    n = len(eye)
+    return {"n": int(n), "accuracy": float((judged == eye).mean()) if n else float("nan"),
+            # of the samples the eye rejects, the share the judge accepts (and vice versa)
+            "false_plausible": float(judged[~eye].mean()) if (~eye).any() else float("nan"),
+            "false_implausible": float((~judged[eye]).mean()) if eye.any() else float("nan"),
+            "s_acc_eye": float(eye.mean()) if n else float("nan"),
+            "s_acc_judge": float(judged.mean()) if n else float("nan")}
+
+
+def _judges() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    from sri.metrics import stacks
+
+    out = {"masks_only": stacks.judge_samples_masks_only}
+    if hasattr(stacks, "judge_samples"):
+        out["judge_samples"] = stacks.judge_samples
+    return out
+
+
+def report(folder: Path, labels: Path | None = None, command: str = "") -> dict[str, Any]:
+    """Score every judge against the labels: all / dev / test, and per source checkpoint."""
+    from sri.provenance import provenance
+
+    pool = load_pool(folder)
+    lab = read_labels(labels or folder / "labels.csv")
+    ids = pool["ids"]
+    keep = np.array([lab.get(int(i), -1) >= 0 for i in ids])
+    eye = np.array([lab.get(int(i), -1) == 1 for i in ids])
+    split = np.array([split_of(int(i)) for i in ids])
+    images = torch.from_numpy(pool["images"]).float() / 255
+    masks = torch.from_numpy(pool["masks"]).float().unsqueeze(2) / 255
+    res: dict[str, Any] = {**provenance(command), "labelled": int(sum(1 for i in ids if int(i) in lab)),
+                           "ambiguous": int(sum(1 for i in ids if lab.get(int(i)) == -1)), "judges": {}}
+    for name, judge in _judges().items():
+        judged = judge(images, masks).numpy()
+        r: dict[str, Any] = {}
+        for part in ("all", "dev", "test"):
+            sel = keep & ((split == part) if part != "all" else True)
+            r[part] = agreement(judged[sel], eye[sel])
+        r["by_source"] = {str(s): agreement(judged[keep & (pool["sources"] == s)], eye[keep & (pool["sources"] == s)])
+                          for s in dict.fromkeys(pool["sources"])}
+        res["judges"][name] = r
+    return res
+
+
+def _print(res: dict[str, Any]) -> None:
+    print(f"labelled {res['labelled']} samples ({res['ambiguous']} ambiguous, left out)")
+    for name, r in res["judges"].items():
+        print(f"\n{name}")
+        print("  part   n    accuracy  false-plausible  false-implausible  S-Acc eye  S-Acc judge")
+        for part in ("all", "dev", "test"):
+            a = r[part]
+            print(f"  {part:5} {a['n']:4}   {a['accuracy']:.3f}      {a['false_plausible']:.3f}            "
+                  f"{a['false_implausible']:.3f}            {a['s_acc_eye']:.3f}      {a['s_acc_judge']:.3f}")
+        for src, a in r["by_source"].items():
+            print(f"  {src}: n {a['n']}, S-Acc eye {a['s_acc_eye']:.3f}, judge {a['s_acc_judge']:.3f}, "
+                  f"accuracy {a['accuracy']:.3f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: `make-pool` or `report` (default)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m sri.bench judge-check",
+                                description="The S-Acc judge against labels given by eye (docs/judge/).")
+    sub = p.add_subparsers(dest="cmd")
+    mp = sub.add_parser("make-pool", help="sample checkpoints into a shuffled, numbered pool to label")
+    mp.add_argument("checkpoints", nargs="+")
+    mp.add_argument("--per-checkpoint", type=int, default=60)
+    mp.add_argument("--first-id", type=int, default=0, help="id of the pool's first sample (pools must not overlap)")
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--out", default="docs/judge")
+    rp = sub.add_parser("report", help="agreement of the judges with the labels")
+    rp.add_argument("--folder", default="docs/judge")
+    rp.add_argument("--labels", default=None, help="CSV id,label (default <folder>/labels.csv)")
+    rp.add_argument("--json", default=None, help="also write the result here")
+    a = p.parse_args(argv if argv and argv[0] in ("make-pool", "report", "-h", "--help") else ["report", *argv])
+    cmd = "python -m sri.bench judge-check " + shlex.join(argv)
+    if a.cmd == "make-pool":
+        meta = make_pool(a.checkpoints, a.per_checkpoint, Path(a.out), seed=a.seed, first_id=a.first_id, command=cmd)
+        print(f"pool {meta['pool']}: ids {meta['ids'][0]}-{meta['ids'][1]} in {a.out}")
+        return 0
+    res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd)
+    _print(res)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0

@@ -1,0 +1,70 @@
+"""`sri.metrics.judge_samples`, the S-Acc judge, against scenes whose answer is known (issue 22)."""
+import numpy as np
+import pytest
+import torch
+
+from sri.data import build_dataset
+from sri.metrics import judge_samples
+from sri.metrics.stacks import judge_samples_masks_only, lift_top_block_image
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    ds = build_dataset("blocks", None, "test", num=200, image_size=32, object_scale=1.6)
+    items = [ds[i] for i in range(len(ds))]
+    return torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
+
+
+def test_real_towers_are_plausible(scenes):
+    images, _ = scenes
+    assert judge_samples(images).float().mean() >= 0.97
+
+
+def test_a_lifted_block_is_implausible(scenes):
+    images, masks = scenes
+    many = torch.tensor([len(torch.unique(m)) > 2 for m in masks])
+    lifted = lift_top_block_image(images[many], masks[many])
+    assert not torch.equal(lifted, images[many])
+    assert judge_samples(lifted).float().mean() <= 0.1
+
+
+def test_empty_faint_and_side_by_side_scenes_are_implausible(scenes):
+    images, masks = scenes
+    bg = images[0].clone()
+    bg[:, masks[0] > 0] = bg[:, masks[0] == 0].median(1).values[:, None]  # the tower painted over
+    faint = 0.85 * bg + 0.15 * images[0]  # a ghost of the tower
+    two = bg.clone()  # two blocks side by side on the floor, a gap between them
+    two[:, 22:28, 4:11] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    two[:, 22:28, 16:23] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    one = bg.clone()
+    one[:, 22:28, 10:18] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    got = judge_samples(torch.stack([bg, faint, two, one])).tolist()
+    assert got == [False, False, False, True]
+
+
+def test_judge_samples_takes_what_sample_returns_and_checks_shapes():
+    from sri.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("genv2", image_size=16, num_slots=3, slot_dim=16)
+    out = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert judge_samples(out.images, out.masks).shape == (4,)
+    assert judge_samples_masks_only(out.images, out.masks).dtype == torch.bool
+    with pytest.raises(ValueError, match=r"images \[N,3,H,W\]"):
+        judge_samples(out.images[:, :1])
+
+
+def test_the_labelled_samples_score_as_reported():
+    """docs/judge/report.json is what `python -m sri.bench judge-check report` gives on the committed labels."""
+    import json
+    from pathlib import Path
+
+    from sri.metrics.judge_check import report
+
+    folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
+    got = report(folder)
+    want = json.loads((folder / "report.json").read_text())
+    for name in ("judge_samples", "masks_only"):
+        for part in ("all", "dev", "test"):
+            assert got["judges"][name][part]["n"] == want["judges"][name][part]["n"]
+            assert np.isclose(got["judges"][name][part]["accuracy"], want["judges"][name][part]["accuracy"])
