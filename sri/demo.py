@@ -59,8 +59,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --make-checkpoints: start at this stage of the recipe, from the earlier "
                         "stage's export in runs/demo-checkpoints/<row>/ (default 1: from scratch)")
     p.add_argument("--checkpoint-dir", default=str(CHECKPOINTS),
-                   help="where --make-checkpoints writes and the demo reads checkpoints")
+                   help="where the demo reads checkpoints (and --make-checkpoints writes them with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --make-checkpoints: replace the checkpoints in --checkpoint-dir (tracked files); "
+                        "without it they go to a new folder runs/demo-checkpoints/new-<date>/")
     return p
+
+
+def expected_checkpoint_minutes(checkpoint_dir: str | os.PathLike = CHECKPOINTS) -> dict[str, float]:
+    """Wall-clock minutes each row's recorded recipe took (demo_checkpoints/provenance.json), by row."""
+    path = Path(checkpoint_dir) / PROVENANCE
+    if not path.is_file():
+        return {}
+    models = json.loads(path.read_text()).get("models", {})
+    return {row: sum(m.get("stage_wall_s") or [m.get("wall_s") or 0.0]) / 60 for row, m in models.items()}
+
+
+def checkpoint_target(checkpoint_dir: str | os.PathLike, overwrite: bool, now: str | None = None) -> Path:
+    """Where --make-checkpoints writes: `checkpoint_dir` itself only with `overwrite` or when it holds
+    no checkpoint yet, else a new folder under runs/demo-checkpoints/."""
+    d = Path(checkpoint_dir)
+    if overwrite or not any(d.glob("*.pt")):
+        return d
+    return Path("runs/demo-checkpoints") / f"new-{now or time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _experiments_dir() -> Path:
@@ -165,7 +186,7 @@ def held_out(image_size: int, num: int, object_scale: float = 1.0) -> tuple[Any,
 def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, seed: int,
                     object_scale: float = 1.0) -> dict[str, Any]:
     """Learning metrics of each model on held-out scenes, its samples, and the data's reference."""
-    from sri.metrics.learning import data_reference, reconstruction_metrics, sample_metrics
+    from sri.metrics.learning import data_reference, reconstruction_metrics, sample_metrics, sample_scene_fd
 
     out: dict[str, Any] = {"models": {}}
     scenes: dict[int, tuple[Any, Any, Any]] = {}  # one held-out set per image size, built once
@@ -175,6 +196,7 @@ def evaluate_models(models: dict[str, Any], *, eval_num: int, num_samples: int, 
         images, masks, base = scenes[model.image_size]
         res = reconstruction_metrics(model, images, masks, base)
         res.update({f"sample_{k}": v for k, v in sample_metrics(model, num_samples, seed=seed).items()})
+        res["scene_fd"] = sample_scene_fd(model, images, num_samples, seed=seed)
         out["models"][row] = res
         out["data"] = data_reference(masks, images)
         out["eval_num"] = len(images)
@@ -187,18 +209,20 @@ def print_summary(summary: dict[str, Any]) -> None:
     data = summary.get("data", {})
     print(f"\n  what the models learned (held-out blocks scenes: {summary.get('eval_num')}; "
           f"samples: {summary.get('num_samples')})")
-    print(f"  {'':<12}{'step':>7}{'ARI-FG':>8}{'ordered':>9}{'MSE/mean':>10}{'S-Acc':>7}{'objects':>9}")
+    print(f"  {'':<12}{'step':>7}{'ARI-FG':>8}{'ordered':>9}{'MSE/mean':>10}{'S-Acc':>7}{'objects':>9}"
+          f"{'scene FD':>10}")
     for row, label in ROWS:
         r = summary["models"].get(row)
         if r is None:
             continue
         ordered = f"{r['ari_fg_ordered']:.3f}" if "ari_fg_ordered" in r else "-"
         print(f"  {label:<12}{r.get('step', '?'):>7}{r['ari_fg']:>8.3f}{ordered:>9}{r['mse_ratio']:>10.3f}"
-              f"{r['sample_s_acc']:>7.2f}{r['sample_visible_objects']:>9.2f}")
+              f"{r['sample_s_acc']:>7.2f}{r['sample_visible_objects']:>9.2f}{r.get('scene_fd', float('nan')):>10.1f}")
     if data:
         print(f"  {'data':<12}{'':>7}{'':>8}{'':>9}{'':>10}{data['s_acc']:>7.2f}{data['visible_objects']:>9.2f}")
     print(f"  bar: ARI-FG >= {BAR['ari_fg']}, MSE <= {BAR['mse_ratio']} x the mean training image's "
-          f"(ordered = SRI's ordered masks; objects = visible objects per sample)")
+          f"(ordered = SRI's ordered masks; objects = visible objects per sample; S-Acc by "
+          f"sri.metrics.judge_samples; scene FD of the samples to the held-out scenes)")
 
 
 def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, seed: int = 0, n: int = 8,
@@ -272,7 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.make_checkpoints:
         from sri.demo_checkpoints import make_checkpoints
 
-        make_checkpoints(Path(args.checkpoint_dir), steps=args.checkpoint_steps, seed=args.seed,
+        target = checkpoint_target(args.checkpoint_dir, args.overwrite)
+        if target != Path(args.checkpoint_dir):
+            print(f"[demo-checkpoints] writing to {target}/ ({args.checkpoint_dir}/ is kept; --overwrite replaces it)")
+        expected = expected_checkpoint_minutes(args.checkpoint_dir)
+        if expected and args.checkpoint_steps is None:
+            print("[demo-checkpoints] the recorded recipe took " + ", ".join(
+                f"{row} {m:.0f} min" for row, m in expected.items()) + " of wall-clock time on the machine in "
+                f"{Path(args.checkpoint_dir) / PROVENANCE} (stages 1-2 as one-thread processes); expect about "
+                f"that much, longer on a slower CPU", flush=True)
+        make_checkpoints(target, steps=args.checkpoint_steps, seed=args.seed,
                          rows=args.rows.split(",") if args.rows else None, start_stage=args.start_stage)
         return 0
     store, tables, figures = Path(args.store), Path(args.tables), Path(args.figures)

@@ -1,6 +1,9 @@
 """Starting a run from a compact exported checkpoint (`init_checkpoint`, the demo's path)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -223,3 +226,28 @@ def test_shipped_demo_checkpoints_have_their_stated_metrics():
         assert ck["step"] == entry["steps"], row
         assert got["ari_fg"] == pytest.approx(stated["ari_fg"], abs=0.02), row
         assert got["mse_ratio"] == pytest.approx(stated["mse_ratio"], rel=0.03), row
+
+
+def test_make_checkpoints_keeps_the_shipped_files_unless_told_and_states_its_duration(tmp_path, monkeypatch, capsys):
+    """Issue 26: `make demo-checkpoints` overwrote tracked files and ran 1.5-2 h without saying so."""
+    from sri import demo
+    from sri import demo_checkpoints as dc
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "sri_g.pt").write_bytes(b"x")
+    (shipped / demo.PROVENANCE).write_text(json.dumps({"models": {
+        "sri_g": {"stage_wall_s": [2441.0, 2352.0, 1158.0]}, "genv2_g": {"wall_s": 4244.6}}}))
+    assert demo.checkpoint_target(shipped, overwrite=False, now="X") == Path("runs/demo-checkpoints/new-X")
+    assert demo.checkpoint_target(shipped, overwrite=True) == shipped
+    assert demo.checkpoint_target(tmp_path / "empty", overwrite=False) == tmp_path / "empty"
+    minutes = demo.expected_checkpoint_minutes(shipped)
+    assert round(minutes["sri_g"]) == 99 and round(minutes["genv2_g"]) == 71
+    seen = {}
+    monkeypatch.setattr(dc, "make_checkpoints", lambda out, **kw: seen.setdefault("out", out))
+    demo.main(["--make-checkpoints", "--checkpoint-dir", str(shipped)])
+    out = capsys.readouterr().out
+    assert seen["out"] != shipped and "is kept" in out and "sri_g 99 min" in out
+    seen.clear()
+    demo.main(["--make-checkpoints", "--checkpoint-dir", str(shipped), "--overwrite"])
+    assert seen["out"] == shipped

@@ -90,6 +90,23 @@ def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: in
             "visible_objects": float(torch.cat(counts).float().mean())}
 
 
+@torch.no_grad()
+def sample_scene_fd(model: nn.Module, real_images: Tensor, num: int, *, seed: int = 0,
+                    batch_size: int = 64) -> float:
+    """Frechet distance of `num` prior samples to `real_images` in the blocks scene-feature space
+    (`sri.metrics.scene_features`); NaN when no extractor is trained for this image size."""
+    from sri.metrics.scene_features import default_weights_path, load_scene_features, scene_frechet_distance
+
+    size = int(real_images.shape[-1])
+    if not default_weights_path(size).is_file():
+        return float("nan")
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
+    fake = torch.cat([model.sample(min(batch_size, num - i), generator=gen).images.clamp(0, 1).cpu()
+                      for i in range(0, num, batch_size)])
+    return scene_frechet_distance(load_scene_features(size), fake, real_images.cpu())
+
+
 def data_reference(true_masks: Tensor, images: Tensor) -> dict[str, float]:
     """The same sample figures on real scenes: S-Acc of their images `[N,3,H,W]` by the judge,
     visible objects of their ground-truth masks `[N,H,W]`."""
