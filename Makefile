@@ -4,7 +4,7 @@ STORE ?=
 SEED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all demo demo-checkpoints learn tables figures check-paper omniboard bench lint-docker reproduce
+.PHONY: help install test test-all lint demo demo-checkpoints learn tables figures check-paper omniboard bench lint-docker reproduce
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,6 +17,9 @@ test: ## run the test suite (slow tests excluded)
 
 test-all: ## run every test, slow ones included
 	$(PYTHON) -m pytest -q -m ""
+
+lint: ## ruff: pyflakes, import order, line length 120, docstrings of public names (pyproject.toml)
+	$(PYTHON) -m ruff check .
 
 demo: ## train SRI and GENv2 on synthetic blocks, then write tables and figures
 	$(PYTHON) -m sri.demo

@@ -22,8 +22,14 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from sacred import Experiment  # noqa: E402
 
 import sri.configs as C  # noqa: E402
-from sri.tracking.observers import (MONGO_REQUIRED_ENV, SacredRunLogger, attach_observers,  # noqa: E402
-                                    configure_capture, has_file_storage_arg, strip_mongo_args)
+from sri.tracking.observers import (  # noqa: E402
+    MONGO_REQUIRED_ENV,
+    SacredRunLogger,
+    attach_observers,
+    configure_capture,
+    has_file_storage_arg,
+    strip_mongo_args,
+)
 
 
 # Config scope shared by all tables (Sacred reads this function's body; no docstring, or it
@@ -60,7 +66,8 @@ def table_config(table):
     num_workers = _c["num_workers"]
     checkpoint_every = _c["checkpoint_every"]
     keep_checkpoints = _c["keep_checkpoints"]  # 0: keep all
-    run_dir = _c["run_dir"]  # None: $SRI_RUNS_DIR or runs, then /checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
+    # None: $SRI_RUNS_DIR or runs, then /checkpoints/table<t>/<row>/<dataset>/<preset>/seed<seed>
+    run_dir = _c["run_dir"]
     resume = _c["resume"]  # continue from the latest checkpoint in run_dir
     max_nonfinite = _c["max_nonfinite"]  # non-finite losses in a row before reloading a checkpoint
     max_nonfinite_share = _c["max_nonfinite_share"]  # more non-finite steps than this share: the run fails
@@ -76,7 +83,8 @@ def table_config(table):
     num_order = _c["num_order"]  # samples for the final order_consistency (0: skip)
     eval_batch_size = _c["eval_batch_size"]
     fid_feature_extractor = _c["fid_feature_extractor"]  # name or "module:Class" to register
-    inception_weights = None  # FID's Inception weights file; None: $SRI_INCEPTION_WEIGHTS, else torch hub's checkpoints/
+    # FID's Inception weights file; None: $SRI_INCEPTION_WEIGHTS, else torch hub's checkpoints/
+    inception_weights = None
     sample_every = _c["sample_every"]
     progress = _c["progress"]  # tqdm bar on a terminal (never in the captured output)
     time_limit = _c["time_limit"]  # seconds; finish early with checkpoint + evaluation (0: none)

@@ -1,4 +1,5 @@
-"""Table 2: main results. Rows: emorl, gen, sri_emorl, genv2_g, sri_g, genv2_mog, sri_mog (default); datasets clevr6, objects_room, shapestacks (default).
+"""Table 2: main results. Rows: emorl, gen, sri_emorl, genv2_g, sri_g, genv2_mog, sri_mog (default);
+datasets clevr6, objects_room, shapestacks (default).
 
 Examples:
     python experiments/table2_main.py with smoke                 # tiny CPU run on synthetic blocks

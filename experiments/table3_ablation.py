@@ -1,4 +1,5 @@
-"""Table 3: SRI-G ablations on ShapeStacks. Rows: a (no scene variable), b (no order alignment, no crossOrderKL), c (no crossOrderKL), d (full, default).
+"""Table 3: SRI-G ablations on ShapeStacks. Rows: a (no scene variable), b (no order alignment, no
+crossOrderKL), c (no crossOrderKL), d (full, default).
 
 Examples:
     python experiments/table3_ablation.py with smoke                 # tiny CPU run on synthetic blocks

@@ -58,6 +58,7 @@ def _bench(args: list[str], timeout: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the GPU check's steps (or their CPU dry run) and print one table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cpu-dry-run", action="store_true", help="same steps on the CPU at tiny sizes")
     p.add_argument("--json-out", default=None, help="also write the table as JSON here")

@@ -19,6 +19,7 @@ FIDELITY_PIN = "torch-fidelity==0.4.0"
 
 
 def pip(*args: str) -> None:
+    """`pip install ARGS` with this interpreter, echoing the command."""
     cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
     print("+", " ".join(cmd), flush=True)
     subprocess.check_call(cmd)
@@ -48,6 +49,7 @@ def installed_torch() -> str | None:
 
 
 def main() -> int:
+    """Install torch (kept if present), sri with its dev extras, and torch-fidelity."""
     version = installed_torch()
     nvidia = has_nvidia_gpu()
     args = torch_install_args(version, nvidia, sys.platform)

@@ -2,7 +2,8 @@
 
 `experiment_config(table, row, dataset, preset)` returns the full flat config of one run, which
 `sri.train.trainer.train` consumes and the Sacred scripts in `experiments/` expose key by key.
-Sources: paper appendix A.4 and the authors' SRI release (GECO targets and sigmas). Values we had to choose ourselves are marked
+Sources: paper appendix A.4 and the authors' SRI release (GECO targets and sigmas). Values we had to
+choose ourselves are marked
 "(our choice)" in the comments.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from typing import Any
 
 from sri.data import REAL, SYNTHETIC
-from sri.evaluate import METRICS
+from sri.metrics.names import METRICS
 from sri.models.registry import IMPLEMENTED, model_spec
 
 
@@ -83,7 +84,8 @@ def _optim(base: str, dataset: str) -> dict[str, Any]:
     return out
 
 
-# A row: label (for display), `paper` (its label in tables/paper_results.csv when that differs), model name, likelihood family, optimisation base,
+# A row: label (for display), `paper` (its label in tables/paper_results.csv when that differs), model
+# name, likelihood family, optimisation base,
 # extra model options, and the GECO learning rate.  SRI rows use the decreased GECO learning
 # rate 1e-6 (appendix A.4.2); GENESIS/GENv2 baselines keep their codebase default 1e-5
 # (our choice: "we decreased the GECO learning rate from 1e-5 to 1e-6" is said of SRI).

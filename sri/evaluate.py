@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-METRICS = ("fid", "ari_fg", "nelbo_bpd", "sri_loss_bpd", "s_acc")
-SYNTHETIC = ("blocks", "shapes")
+from sri.data import SYNTHETIC
+from sri.metrics.names import METRICS
+
 SPLITS = {"fid": "test", "ari_fg": "test", "bpd": "val"}
 
 _OPTIONS = dict(inception_weights=None, fid_cache_dir=None, fid_cache=True, temperature=1.0,

@@ -119,7 +119,8 @@ def test_profile_splits_phases_ops_and_modules():
     assert sum(m["forward_s"] for m in res["modules"]) <= ph["forward"] * 1.01
     # FLOPs of the step's convolutions over their time; the largest decoder layer timed alone
     conv = res["kernels"]["convolution"]
-    assert conv["flops"] > 0 and conv["s"] > 0 and conv["gflops_per_s"] == pytest.approx(conv["flops"] / conv["s"] / 1e9)
+    assert conv["flops"] > 0 and conv["s"] > 0
+    assert conv["gflops_per_s"] == pytest.approx(conv["flops"] / conv["s"] / 1e9)
     assert res["reference_layer"]["slot_images"] == 6 and res["reference_layer"]["gflops_per_s"] > 0
 
 
@@ -127,7 +128,11 @@ def test_compare_curves_tolerances_on_known_curves():
     from sri.train.fast_check import KL_REL_TOL, NLL_TOL, compare_curves
 
     ref = {"nll_seg": [-1.0] * 100, "kl": [100.0] * 100, "seconds": [0.1] * 100}
-    close = {"nll_seg": [-1.0 + NLL_TOL / 2] * 100, "kl": [100.0 * (1 + KL_REL_TOL / 2)] * 100, "seconds": [0.1] * 100}
+    close = {
+        "nll_seg": [-1.0 + NLL_TOL / 2] * 100,
+        "kl": [100.0 * (1 + KL_REL_TOL / 2)] * 100,
+        "seconds": [0.1] * 100,
+    }
     assert compare_curves(ref, close, 25)["ok"]
     # one window off by more than the tolerance fails, and the deviation names the window's size
     off = {k: list(v) for k, v in close.items()}
@@ -142,8 +147,17 @@ def test_compare_curves_tolerances_on_known_curves():
 def test_fast_check_runs_three_curves_and_writes_them(tmp_path):
     from sri.train.fast_check import fast_check
 
-    res = fast_check("genv2", steps=30, window=10, image_size=16, num_slots=3, slot_dim=8, batch_size=4,
-                     num_scenes=64, out=tmp_path)
+    res = fast_check(
+        "genv2",
+        steps=30,
+        window=10,
+        image_size=16,
+        num_slots=3,
+        slot_dim=8,
+        batch_size=4,
+        num_scenes=64,
+        out=tmp_path,
+    )
     assert set(res["s_per_step"]) == {"fp32", "bf16", "fp32_other_order"}
     windows = res["comparison"]["windows"]["nll_seg"]
     assert len(windows["ref"]) == len(windows["test"]) == 3
@@ -157,8 +171,30 @@ def test_train_step_bench_fast_selects_the_fast_mode(capsys):
     from sri.bench import main
     from sri.train.runtime import FAST_MODE
 
-    assert main(["train-step", "--model", "genv2", "--image-size", "16", "--num-slots", "3", "--batch-size", "2",
-                 "--slot-dim", "16", "--steps", "1", "--warmup", "0", "--fast", "--json"]) == 0
+    assert (
+        main(
+            [
+                "train-step",
+                "--model",
+                "genv2",
+                "--image-size",
+                "16",
+                "--num-slots",
+                "3",
+                "--batch-size",
+                "2",
+                "--slot-dim",
+                "16",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--fast",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["options"]["amp"] == FAST_MODE["amp"] and out["options"]["compile"] == FAST_MODE["compile"]
     assert out["median_s"] > 0
@@ -172,7 +208,10 @@ def test_fast_mode_changes_no_numerics_unless_validated():
     if FAST_MODE["amp"] is not None:
         pytest.skip("the fast mode changes numerics; test_fast_mode_matches_fp32_over_2000_steps covers it")
     cfg = dict(model="genv2", likelihood="gaussian", image_size=16, num_slots=3, batch_size=2, slot_dim=16)
-    ref, fast = make_step(**cfg), make_step(**cfg, amp_dtype=FAST_MODE["amp"], compile=bool(FAST_MODE["compile"]))
+    ref, fast = (
+        make_step(**cfg),
+        make_step(**cfg, amp_dtype=FAST_MODE["amp"], compile=bool(FAST_MODE["compile"])),
+    )
     for _ in range(3):
         torch.manual_seed(1)
         a = ref.run()

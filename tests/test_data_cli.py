@@ -19,7 +19,8 @@ from sri.data.cache import is_complete
 from sri.data.cli import main
 from sri.data.synthetic import generate, split_seed
 
-_spec = importlib.util.spec_from_file_location("sri_test_data_formats", Path(__file__).with_name("test_data_formats.py"))
+_spec = importlib.util.spec_from_file_location("sri_test_data_formats",
+                                               Path(__file__).with_name("test_data_formats.py"))
 fmt = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fmt)
 

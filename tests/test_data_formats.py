@@ -208,7 +208,8 @@ def test_stdlib_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
     import sri.data.tfrecord as tr
     exs = [example({"image": np.full(2000, i, np.uint8)}) for i in range(5)]
     path = tmp_path / "fb.tfrecords"
-    path.write_bytes(gzip.compress(b"".join(record(e) for e in exs[:3])) + gzip.compress(b"".join(record(e) for e in exs[3:])))
+    first, second = b"".join(record(e) for e in exs[:3]), b"".join(record(e) for e in exs[3:])
+    path.write_bytes(gzip.compress(first) + gzip.compress(second))
     fast = [bytes(d) for _, d in iter_records(path)]
     monkeypatch.setattr(tr, "_zlib", zlib)
     slow = [bytes(d) for _, d in tr.iter_records(path)]

@@ -16,7 +16,8 @@ import sri.data.multi_object as mo
 from sri.data import DataError, build_dataset
 from sri.data.cache import is_complete
 
-_spec = importlib.util.spec_from_file_location("sri_test_data_formats", Path(__file__).with_name("test_data_formats.py"))
+_spec = importlib.util.spec_from_file_location("sri_test_data_formats",
+                                               Path(__file__).with_name("test_data_formats.py"))
 fmt = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fmt)
 
@@ -207,7 +208,8 @@ def test_resume_after_interruption_skips_finished_shards(clevr, tmp_path, monkey
     assert meta["counts"] == fresh["counts"]
     for split in ("train", "val", "test"):
         for f in ("images", "masks", "num_objects"):
-            np.testing.assert_array_equal(np.load(out / split / f"{f}.npy"), np.load(tmp_path / "fresh" / split / f"{f}.npy"))
+            fresh = np.load(tmp_path / "fresh" / split / f"{f}.npy")
+            np.testing.assert_array_equal(np.load(out / split / f"{f}.npy"), fresh)
     # different settings on an unfinished directory are refused
     with pytest.raises(DataError, match="different settings"):
         monkeypatch.setattr(mo, "process_record", interrupt_at_4)
@@ -225,6 +227,7 @@ def test_gzip_written_by_stdlib_in_one_member_with_many_records(tmp_path):
     path = tmp_path / "many.tfrecords"
     path.write_bytes(gzip.compress(b"".join(fmt.record(e) for e in exs), compresslevel=0))
     from sri.data.tfrecord import iter_records, parse_example
+
     got = [parse_example(d)["image"] for _, d in iter_records(path)]
     assert len(got) == 60
     for e, g in zip(exs, got):

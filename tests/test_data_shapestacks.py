@@ -12,7 +12,8 @@ from sri.data import DataError, build_dataset
 from sri.data.cache import is_complete
 from sri.data.shapestacks import convert_shapestacks
 
-_spec = importlib.util.spec_from_file_location("sri_test_data_formats", Path(__file__).with_name("test_data_formats.py"))
+_spec = importlib.util.spec_from_file_location("sri_test_data_formats",
+                                               Path(__file__).with_name("test_data_formats.py"))
 fmt = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fmt)
 

@@ -9,7 +9,7 @@ import torch
 
 from sri.checkpoint import load_checkpoint, load_model
 from sri.configs import ConfigError, experiment_config
-from sri.demo_checkpoints import export_checkpoint
+from sri.demo.recipe import export_checkpoint
 from sri.train.trainer import MemoryLogger, list_checkpoints, train
 
 
@@ -166,7 +166,7 @@ def test_make_checkpoints_runs_the_stages_and_records_them(tmp_path, monkeypatch
     provenance lists both commands and both wall times (also when only stage 2 is rerun)."""
     import json
 
-    import sri.demo_checkpoints as dc
+    import sri.demo.recipe as dc
     import sri.train.learn as L
 
     real = L.learn
@@ -230,8 +230,7 @@ def test_shipped_demo_checkpoints_have_their_stated_metrics():
 
 def test_make_checkpoints_keeps_the_shipped_files_unless_told_and_states_its_duration(tmp_path, monkeypatch, capsys):
     """Issue 26: `make demo-checkpoints` overwrote tracked files and ran 1.5-2 h without saying so."""
-    from sri import demo
-    from sri import demo_checkpoints as dc
+    from sri.demo import cli as demo
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -244,7 +243,7 @@ def test_make_checkpoints_keeps_the_shipped_files_unless_told_and_states_its_dur
     minutes = demo.expected_checkpoint_minutes(shipped)
     assert round(minutes["sri_g"]) == 99 and round(minutes["genv2_g"]) == 71
     seen = {}
-    monkeypatch.setattr(dc, "make_checkpoints", lambda out, **kw: seen.setdefault("out", out))
+    monkeypatch.setattr(demo, "make_checkpoints", lambda out, **kw: seen.setdefault("out", out))
     demo.main(["--make-checkpoints", "--checkpoint-dir", str(shipped)])
     out = capsys.readouterr().out
     assert seen["out"] != shipped and "is kept" in out and "sri_g 99 min" in out

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from sri import demo
+from sri.demo import cli as demo
 from sri.models import build_model
 
 

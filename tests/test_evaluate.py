@@ -9,7 +9,6 @@ from torch import nn
 from sri.evaluate import evaluate, main, parse_metrics
 from sri.metrics import fid as F
 
-
 SIZES = ["--num-fid", "24", "--num-ari", "10", "--num-bpd", "10", "--num-sacc", "12", "--batch-size", "8"]
 
 

@@ -163,9 +163,9 @@ def test_bad_input_fails_before_the_run(tmp_path, args, message):
 def test_inception_weights_key_is_used_for_fid(tmp_path):
     """The key the missing-weights message names is accepted and used by the table scripts (~25 s:
     Inception at 299x299 on CPU; the fast check that a wrong path fails early is above)."""
-    from sri.metrics.fid import WEIGHTS_ENV
-
     from tiny_fid import write_fake_inception_weights
+
+    from sri.metrics.fid import WEIGHTS_ENV
 
     weights = tmp_path / "inception.pth"
     write_fake_inception_weights(weights, tmp_path)

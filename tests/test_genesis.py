@@ -108,7 +108,9 @@ def test_kl_terms_against_torch_distributions():
     comp_kl = (Normal(mu_c, std_c).log_prob(zc) - Normal(c_mu, c_std).log_prob(zc)).sum((1, 2))
     torch.testing.assert_close(out.terms["seg_kl"], mask_kl + comp_kl, rtol=1e-5, atol=1e-4)
     # the first slot's prior is N(0, I) without a scene variable
-    assert torch.equal(p_mu[:, 0], torch.zeros_like(p_mu[:, 0])) and torch.equal(p_std[:, 0], torch.ones_like(p_std[:, 0]))
+    assert torch.equal(p_mu[:, 0], torch.zeros_like(p_mu[:, 0])) and torch.equal(
+        p_std[:, 0], torch.ones_like(p_std[:, 0])
+    )
 
 
 def test_likelihood_uses_the_encoder_masks():

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from tiny_fid import NAME as TINY  # noqa: E402
+from tiny_fid import TinyExtractor
 from torch import nn
 
 from sri.metrics import fid as F
-
-
-from tiny_fid import NAME as TINY, TinyExtractor  # noqa: E402
 
 
 @pytest.fixture(scope="module")

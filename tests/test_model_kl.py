@@ -83,10 +83,13 @@ def test_genv2_kl_and_elbo_terms(scene):
     torch.manual_seed(5)
     out = m(x)
     e = out.extras
-    slot = (Normal(e["mu"], e["std"]).log_prob(e["z"]) - Normal(e["prior_mu"], e["prior_std"]).log_prob(e["z"])).sum((1, 2))
+    slot = (Normal(e["mu"], e["std"]).log_prob(e["z"]) - Normal(e["prior_mu"], e["prior_std"]).log_prob(e["z"])).sum(
+        (1, 2)
+    )
     torch.testing.assert_close(out.terms["seg_kl"] - e["scene_kl"], slot, rtol=1e-5, atol=1e-4)
     torch.manual_seed(5)
     terms = m.elbo_terms(x, normalized=True)
-    torch.testing.assert_close(terms["nll"], _mixture_nll(x, out.masks, out.slot_images, 0.7, True),
-                               rtol=1e-4, atol=1e-2)
+    torch.testing.assert_close(
+        terms["nll"], _mixture_nll(x, out.masks, out.slot_images, 0.7, True), rtol=1e-4, atol=1e-2
+    )
     torch.testing.assert_close(terms["kl"], out.terms["seg_kl"])

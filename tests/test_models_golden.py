@@ -7,9 +7,8 @@ Loading the old weights also checks that checkpoints written before the change s
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import pytest
 import torch

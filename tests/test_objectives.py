@@ -5,8 +5,17 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal, kl_divergence
 
-from sri.objectives import (GECO, LOG_2PI, gaussian_nll, image_nll, kl_normal, kl_std_normal,
-                            mc_kl_normal, mog_nll, softplus_std)
+from sri.objectives import (
+    GECO,
+    LOG_2PI,
+    gaussian_nll,
+    image_nll,
+    kl_normal,
+    kl_std_normal,
+    mc_kl_normal,
+    mog_nll,
+    softplus_std,
+)
 
 
 def _inputs(B=2, K=3, H=4, W=5, seed=0):

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from sri.report.omniboard import (Omniboard, chromium_binary, dump_dom, install_omniboard,
-                                  omniboard_entry, register_metric_columns)
+from sri.report.omniboard import (
+    Omniboard,
+    chromium_binary,
+    dump_dom,
+    install_omniboard,
+    omniboard_entry,
+    register_metric_columns,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = REPO / ".cache" / "omniboard"

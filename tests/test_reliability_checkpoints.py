@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sri.checkpoint import (CheckpointUntrusted, RunDirLock, RunDirLocked, load_checkpoint, load_model,
-                            save_checkpoint)
+from sri.checkpoint import CheckpointUntrusted, RunDirLock, RunDirLocked, load_checkpoint, load_model, save_checkpoint
 from sri.train.trainer import ARCHIVE_DIR, MemoryLogger, list_checkpoints
 
 sys.path.insert(0, str(Path(__file__).parent))

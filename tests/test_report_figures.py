@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_report_util import save_tiny_checkpoint, tiny_model, write_run
 
-from sri.report.figures import (colour_masks, default_slot_counts, figure4, make_figures,
-                                slot_colours)
+from sri.report.figures import colour_masks, default_slot_counts, figure4, make_figures, slot_colours
 from sri.report.tables import collect_results, run_metrics
 from sri.tracking import load_runs
-from test_report_util import save_tiny_checkpoint, tiny_model, write_run
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,24 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from test_report_util import write_run
 
-from sri.report.check import (CLAIMS, FAIL, MISSING, NO_PAPER, PASS, band, check_claims,
-                              check_values, exit_status, render_checks, run_check)
-from sri.report.paper import PaperValue, TABLES, load_paper_results
+from sri.report.check import (
+    CLAIMS,
+    FAIL,
+    MISSING,
+    NO_PAPER,
+    PASS,
+    band,
+    check_claims,
+    check_values,
+    exit_status,
+    render_checks,
+    run_check,
+)
+from sri.report.paper import TABLES, PaperValue, load_paper_results
 from sri.report.tables import build_tables, collect_results, select_runs
 from sri.tracking import load_runs
-from test_report_util import write_run
 
 
 def _fill(store):

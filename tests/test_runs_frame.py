@@ -6,11 +6,11 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from test_report_util import write_run
 
 from sri.report.__main__ import main as report_main
 from sri.report.tables import collect_results
 from sri.tracking import config_fingerprint, load_runs, runs_frame
-from test_report_util import write_run
 
 
 def _store(tmp_path):

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from sri.data.synthetic import render_blocks_variant
-from sri.metrics.scene_features import (MAX_BLOCKS, default_weights_path, load_scene_features,
-                                        scene_targets, validate)
+from sri.metrics.scene_features import MAX_BLOCKS, default_weights_path, load_scene_features, scene_targets, validate
 
 
 def test_variants_change_exactly_what_they_say():

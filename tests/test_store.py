@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from test_report_util import write_run
 
 from sri.tracking import RunRecord, load_runs, resolve_store
-from test_report_util import write_run
 
 
 def test_resolve_store_forms(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_report_util import write_run
 
 import sri.configs as C
 from sri.sweep import worker
@@ -23,7 +24,6 @@ from sri.sweep.slurm import SlurmOptions, make_executor, time_minutes
 from sri.sweep.status import sweep_status
 from sri.tracking import config_fingerprint
 from sri.tracking.store import resolve_store
-from test_report_util import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

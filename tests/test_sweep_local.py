@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_support import (LONG, ROOT, TABLE3_SMOKE, check_resumed, check_table3_sweep,  # noqa: E402
-                           checkpoint_steps, sri_sweep, sweep_env, wait_for)
+from sweep_support import (  # noqa: E402
+    LONG,
+    ROOT,
+    TABLE3_SMOKE,
+    check_resumed,
+    check_table3_sweep,
+    checkpoint_steps,
+    sri_sweep,
+    sweep_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_cluster import SlurmCluster, missing_reason  # noqa: E402
-from sweep_support import (LONG, TABLE3_SMOKE, check_resumed, check_table3_sweep,  # noqa: E402
-                           checkpoint_steps, sri_sweep, sweep_env, wait_for)
+from sweep_support import (  # noqa: E402
+    LONG,
+    TABLE3_SMOKE,
+    check_resumed,
+    check_table3_sweep,
+    checkpoint_steps,
+    sri_sweep,
+    sweep_env,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sri.tracking.mongo_server import LocalMongoServer, find_server_binary
 from sri.credentials import redact
+from sri.tracking.mongo_server import LocalMongoServer, find_server_binary
 from sri.tracking.observers import attach_observers, make_mongo_observer, parse_mongo_spec, strip_mongo_args
 
 sys.path.insert(0, str(Path(__file__).parent))

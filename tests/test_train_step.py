@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from sri.models import build_model
-from sri.objectives import GECO
 from sri.train import make_gecos, train_step
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

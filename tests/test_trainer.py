@@ -13,8 +13,7 @@ import torch
 
 from sri.checkpoint import load_checkpoint
 from sri.configs import ConfigError
-from sri.train.trainer import (MemoryLogger, StepBatchSampler, list_checkpoints, lr_factor, train,
-                               write_sample_grid)
+from sri.train.trainer import MemoryLogger, StepBatchSampler, list_checkpoints, lr_factor, train, write_sample_grid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trainer_standins import StandInTrainer, base_config  # noqa: E402

@@ -136,7 +136,9 @@ class CacheWriter:
             d = self.out / split
             d.mkdir(exist_ok=True)
             outs = {
-                "images": np.lib.format.open_memmap(d / "images.npy.tmp", "w+", np.uint8, (n, image_size, image_size, 3)),
+                "images": np.lib.format.open_memmap(
+                    d / "images.npy.tmp", "w+", np.uint8, (n, image_size, image_size, 3)
+                ),
                 "masks": np.lib.format.open_memmap(d / "masks.npy.tmp", "w+", np.uint8, (n, image_size, image_size)),
                 "num_objects": np.lib.format.open_memmap(d / "num_objects.npy.tmp", "w+", np.uint8, (n,)),
             }
@@ -147,7 +149,7 @@ class CacheWriter:
                     continue
                 with np.load(self.shard_dir / f"{name}.npz") as z:
                     for f in _FIELDS:
-                        outs[f][a - lo: b - lo] = z[f][a - s0: b - s0]
+                        outs[f][a - lo : b - lo] = z[f][a - s0 : b - s0]
             for f, arr in outs.items():
                 arr.flush()
                 os.replace(d / f"{f}.npy.tmp", d / f"{f}.npy")
@@ -173,8 +175,13 @@ def make_command_hint(name: str, path: Path) -> str:
     if name in ("blocks", "shapes"):
         return f"sri data synth {name} --out {path} --num 50000 --size 64"
     if name == "shapestacks":
-        return f"sri data convert --dataset shapestacks --src SHAPESTACKS_ROOT --out {path}  (or: sri data download shapestacks --out {path})"
-    src = {"clevr6": "clevr_with_masks_train.tfrecords", "objects_room": "objects_room_train.tfrecords"}.get(name, "FILE")
+        return (
+            f"sri data convert --dataset shapestacks --src SHAPESTACKS_ROOT --out {path}  "
+            f"(or: sri data download shapestacks --out {path})"
+        )
+    src = {"clevr6": "clevr_with_masks_train.tfrecords", "objects_room": "objects_room_train.tfrecords"}.get(
+        name, "FILE"
+    )
     return f"sri data convert --dataset {name} --src {src} --out {path}  (or: sri data download {name} --out {path})"
 
 
@@ -187,16 +194,23 @@ def resolve_cache(name: str, root: str | os.PathLike) -> Path:
             if meta.get("dataset") != name:
                 if cand == root and (root / name).is_dir():
                     continue
-                raise DataError(f"{cand} holds a {meta.get('dataset')!r} cache, not {name!r}; "
-                                f"pass the {name} cache directory as root")
+                raise DataError(
+                    f"{cand} holds a {meta.get('dataset')!r} cache, not {name!r}; "
+                    f"pass the {name} cache directory as root"
+                )
             if meta.get("format_version") != FORMAT_VERSION:
-                raise DataError(f"{cand}: cache format version {meta.get('format_version')} is not "
-                                f"{FORMAT_VERSION}; re-create it with: {make_command_hint(name, cand)}")
+                raise DataError(
+                    f"{cand}: cache format version {meta.get('format_version')} is not "
+                    f"{FORMAT_VERSION}; re-create it with: {make_command_hint(name, cand)}"
+                )
             return cand
     target = root / name
     partial = next((c for c in (root, target) if (c / "shards").is_dir()), None)
-    why = f"{partial} holds an unfinished conversion; re-run the command to resume it" if partial else \
-        f"no finished {name} cache at {target} (nor at {root})"
+    why = (
+        f"{partial} holds an unfinished conversion; re-run the command to resume it"
+        if partial
+        else f"no finished {name} cache at {target} (nor at {root})"
+    )
     raise DataError(f"{why}. Create it with: {make_command_hint(name, target)}")
 
 

@@ -92,7 +92,8 @@ def load_item(scen: str, rgb: str, mask: str, size: int) -> tuple[np.ndarray, np
         with Image.open(mask) as mm:
             arr = np.asarray(mm)
     except (OSError, SyntaxError) as e:
-        raise DataError(f"scenario {scen!r}: cannot read {e.filename if hasattr(e, 'filename') and e.filename else rgb + ' / ' + mask} ({e})") from e
+        what = e.filename if getattr(e, "filename", None) else f"{rgb} / {mask}"
+        raise DataError(f"scenario {scen!r}: cannot read {what} ({e})") from e
     if arr.ndim == 3:
         arr = arr[..., 0]
     if arr.shape[::-1] != (im.width, im.height):

@@ -9,15 +9,15 @@ sliced with numpy in one go.
 from __future__ import annotations
 
 import os
+import queue
 import struct
 import threading
-import queue
 import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-import numpy as np
 import crc32c as _crc32c
+import numpy as np
 
 try:  # zlib-ng inflates this data ~5x faster than the stdlib zlib; same API
     from zlib_ng import zlib_ng as _zlib

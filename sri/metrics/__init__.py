@@ -21,8 +21,14 @@ from sri.metrics.fid import (
     resolve_inception_weights,
     torch_fidelity_api,
 )
-from sri.metrics.stacks import (float_one_block, judge_samples, judge_samples_masks_only, s_acc,
-                                stack_is_plausible, validate_stack_judge)
+from sri.metrics.stacks import (
+    float_one_block,
+    judge_samples,
+    judge_samples_masks_only,
+    s_acc,
+    stack_is_plausible,
+    validate_stack_judge,
+)
 
 __all__ = [
     "ari_fg", "nanmean", "bits_per_dim", "nelbo_nats", "sri_loss_nats",
@@ -30,7 +36,8 @@ __all__ = [
     "InceptionWeightsMissing", "build_feature_extractor", "cached_stats", "extract_features",
     "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
     "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
-    "float_one_block", "judge_samples", "judge_samples_masks_only", "s_acc", "stack_is_plausible", "validate_stack_judge", "order_consistency",
+    "float_one_block", "judge_samples", "judge_samples_masks_only", "s_acc", "stack_is_plausible",
+    "validate_stack_judge", "order_consistency",
 ]
 
 

@@ -83,7 +83,9 @@ def ari_fg(true_mask, pred_mask, *, max_dense_table: int = MAX_DENSE_TABLE) -> T
     tn = n * n - fp - fn - sum_sq
     denom = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
     agree = (fn == 0) & (fp == 0)
-    ari = torch.where(agree, torch.ones_like(n), 2.0 * (tp * tn - fn * fp) / torch.where(agree, torch.ones_like(n), denom))
+    ari = torch.where(
+        agree, torch.ones_like(n), 2.0 * (tp * tn - fn * fp) / torch.where(agree, torch.ones_like(n), denom)
+    )
     return torch.where(n > 0, ari, torch.full_like(n, math.nan))
 
 

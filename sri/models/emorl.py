@@ -1,6 +1,7 @@
 """EfficientMORL (Emami et al. 2021) as a segregation module: HVAE encoder + iterative refinement.
 
-Facts (EfficientMORL paper, Emami et al. 2021, and its release): a CNN encoder (4 x Conv5x5, 64 ch, ReLU) plus a 4-d position map
+Facts (EfficientMORL paper, Emami et al. 2021, and its release): a CNN encoder (4 x Conv5x5, 64 ch,
+ReLU) plus a 4-d position map
 (distances to the four borders) through Linear(4, 64), then LayerNorm -> Linear -> ReLU -> Linear;
 a learned initial posterior shared by all slots; L = 3 stochastic layers, each one slot-attention
 step (softmax over slots, renormalised over pixels) feeding two GRUs (mean; softplus-variance
@@ -62,7 +63,8 @@ class EmorlDecoder(SpatialBroadcastDecoder):
 
 
 class RefinementNetwork(nn.Module):
-    """One refinement step: [mu, s, LN(dL/dmu), LN(dL/ds)] -> Linear(4D,128) -> ELU -> Linear(128,D) -> GRU -> (dmu, ds)."""
+    """One refinement step: [mu, s, LN(dL/dmu), LN(dL/ds)] -> Linear(4D,128) -> ELU -> Linear(128,D)
+    -> GRU -> (dmu, ds)."""
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()

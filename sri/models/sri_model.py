@@ -8,9 +8,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.matching import match
+from sri.models.assembly import SlotModel
 from sri.models.blocks import BroadcastDecoder
 from sri.models.imagine import AutoregressivePosterior, AutoregressivePrior
-from sri.models.assembly import SlotModel
 from sri.models.outputs import ModelOutput, SampleOutput
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import decode_sample, start_sampling

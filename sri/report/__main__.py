@@ -129,8 +129,8 @@ def _no_figures(store: str | None, preset: str) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     """`runs`: print or export `sri.tracking.runs_frame` (filtered)."""
-    from sri.tracking.frame import runs_frame
     from sri.credentials import redact
+    from sri.tracking.frame import runs_frame
 
     try:
         frame = runs_frame(args.store)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from sri.report.paper import METRICS, PAPER_DATASETS, PaperValue, TABLES, load_paper_results
+from sri.report.paper import METRICS, PAPER_DATASETS, TABLES, PaperValue, load_paper_results
 from sri.report.tables import Results, _fmt
 
 PASS, FAIL, MISSING, NO_PAPER = "pass", "fail", "missing", "no paper value"

@@ -245,7 +245,7 @@ class FigureRun:
 def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
     """Latest completed run (of `preset`; "all": any) per (table, row, dataset, seed) whose
     checkpoint exists."""
-    from sri.report.tables import ALL_PRESETS, run_key, run_preset, _recency
+    from sri.report.tables import ALL_PRESETS, _recency, run_key, run_preset
 
     chosen: dict[tuple, Any] = {}
     for run in runs:

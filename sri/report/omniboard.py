@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from sri.tracking.mongo_server import stop_process
 from sri.credentials import redact
+from sri.tracking.mongo_server import stop_process
 
 OMNIBOARD_VERSION = "2.16.1"
 DEFAULT_PREFIX = Path(".cache") / "omniboard"

@@ -13,8 +13,16 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from sri.report.paper import (DATASET_LABELS, EVAL_METRICS, METRICS, NON_AUTOREGRESSIVE, TABLES,
-                              PaperValue, load_paper_results, table_spec)
+from sri.report.paper import (
+    DATASET_LABELS,
+    EVAL_METRICS,
+    METRICS,
+    NON_AUTOREGRESSIVE,
+    TABLES,
+    PaperValue,
+    load_paper_results,
+    table_spec,
+)
 
 ORDER_CACHE = Path(".cache") / "order_consistency.json"
 CSV_COLUMNS = ("table", "row", "paper_row", "dataset", "metric", "mean", "std", "n", "paper_mean",

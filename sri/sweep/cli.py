@@ -36,27 +36,44 @@ def build_parser(status: bool = False) -> argparse.ArgumentParser:
 
     prog = "sri sweep status" if status else "sri sweep"
     p = argparse.ArgumentParser(
-        prog=prog, usage=f"{prog} TABLE [options] [with KEY=VALUE ...]", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE_EXAMPLES,
-        description=("One line per planned run of a sweep: queued / running / completed / failed, "
-                     "step, SLURM job id, store run id." if status else
-                     "Plan every run of a paper table (rows x datasets x seeds), skip the runs "
-                     "already COMPLETED in the store with the same config or held by a live "
-                     "worker, and launch the rest. Trailing `with KEY=VALUE ...` sets a config "
-                     "entry of every run, as for the table scripts."))
+        prog=prog,
+        usage=f"{prog} TABLE [options] [with KEY=VALUE ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=USAGE_EXAMPLES,
+        description=(
+            "One line per planned run of a sweep: queued / running / completed / failed, "
+            "step, SLURM job id, store run id."
+            if status
+            else "Plan every run of a paper table (rows x datasets x seeds), skip the runs "
+            "already COMPLETED in the store with the same config or held by a live "
+            "worker, and launch the rest. Trailing `with KEY=VALUE ...` sets a config "
+            "entry of every run, as for the table scripts."
+        ),
+    )
     p.add_argument("table", type=int, help="paper table: 1, 2, 3 or 4")
-    p.add_argument("--rows", type=_csv, default=None,
-                   help="comma-separated rows (default: every implemented row of the table)")
-    p.add_argument("--datasets", type=_csv, action="extend", default=None,
-                   help="comma-separated datasets (default: the preset's, else the table's)")
+    p.add_argument(
+        "--rows", type=_csv, default=None, help="comma-separated rows (default: every implemented row of the table)"
+    )
+    p.add_argument(
+        "--datasets",
+        type=_csv,
+        action="extend",
+        default=None,
+        help="comma-separated datasets (default: the preset's, else the table's)",
+    )
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--preset", choices=list(PRESETS), default="paper", help="default paper")
-    p.add_argument("--store", default=None,
-                   help="run store: a directory, mongodb://host:port/db or host:port:db (default: "
-                        "$SRI_MONGO_URL, else runs/)")
-    p.add_argument("--sweep", default=None,
-                   help="sweep id recorded in every run (default: table<N>-<preset>-<hash of the plan>)")
-    p.add_argument("--runs-dir", default=None,
-                   help="checkpoint root with a MongoDB store (default $SRI_RUNS_DIR, else runs/)")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="run store: a directory, mongodb://host:port/db or host:port:db (default: $SRI_MONGO_URL, else runs/)",
+    )
+    p.add_argument(
+        "--sweep", default=None, help="sweep id recorded in every run (default: table<N>-<preset>-<hash of the plan>)"
+    )
+    p.add_argument(
+        "--runs-dir", default=None, help="checkpoint root with a MongoDB store (default $SRI_RUNS_DIR, else runs/)"
+    )
     if status:
         return p
     p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="default local")
@@ -65,32 +82,34 @@ def build_parser(status: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="slurm: wait until every submitted job ended")
     g = p.add_argument_group("slurm (--launcher slurm)")
     g.add_argument("--partition", default=None)
-    g.add_argument("--gpus-per-job", type=int, default=0,
-                   help="GPUs per run; more than one: the run trains under torchrun (DDP)")
+    g.add_argument(
+        "--gpus-per-job", type=int, default=0, help="GPUs per run; more than one: the run trains under torchrun (DDP)"
+    )
     g.add_argument("--nodes", type=int, default=1, help="nodes per run (GPUs spread evenly)")
-    g.add_argument("--time", default="24:00:00",
-                   help="time limit per job (minutes, H:MM:SS or D-HH:MM:SS); the run checkpoints "
-                        "before it and is requeued (default 24:00:00)")
+    g.add_argument(
+        "--time",
+        default="24:00:00",
+        help="time limit per job (minutes, H:MM:SS or D-HH:MM:SS); the run checkpoints "
+        "before it and is requeued (default 24:00:00)",
+    )
     g.add_argument("--account", default=None)
     g.add_argument("--mem", default=None, help="memory per node, e.g. 32G")
     g.add_argument("--cpus-per-job", type=int, default=None)
-    g.add_argument("--max-requeues", type=int, default=20,
-                   help="requeues after a time limit per run (default 20)")
+    g.add_argument("--max-requeues", type=int, default=20, help="requeues after a time limit per run (default 20)")
     return p
 
 
 def _split_with(argv: list[str]) -> tuple[list[str], list[str]]:
     if "with" in argv:
         i = argv.index("with")
-        return argv[:i], argv[i + 1:]
+        return argv[:i], argv[i + 1 :]
     return argv, []
 
 
 def _plan(args: argparse.Namespace, updates_text: list[str]):
     from sri.sweep.plan import parse_updates, plan_sweep, sweep_id
 
-    planned = plan_sweep(args.table, args.rows, args.datasets, args.seeds, args.preset,
-                         parse_updates(updates_text))
+    planned = plan_sweep(args.table, args.rows, args.datasets, args.seeds, args.preset, parse_updates(updates_text))
     return planned, check_name(args.sweep, "--sweep") if args.sweep else sweep_id(planned)
 
 
@@ -98,8 +117,16 @@ def status_command(args: argparse.Namespace, updates: list[str]) -> str:
     """The `sri sweep status ...` command line for the same plan."""
     import shlex
 
-    parts = ["sri", "sweep", "status", str(args.table), "--preset", args.preset,
-             "--seeds", ",".join(map(str, args.seeds))]
+    parts = [
+        "sri",
+        "sweep",
+        "status",
+        str(args.table),
+        "--preset",
+        args.preset,
+        "--seeds",
+        ",".join(map(str, args.seeds)),
+    ]
     if args.rows:
         parts += ["--rows", ",".join(args.rows)]
     if args.datasets:
@@ -155,16 +182,25 @@ def sweep_main(argv: list[str]) -> int:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     if args.nodes < 1 or args.gpus_per_job < 0:
         raise ValueError("--nodes must be at least 1 and --gpus-per-job at least 0")
-    options = SlurmOptions(partition=args.partition, gpus_per_job=args.gpus_per_job, nodes=args.nodes,
-                           time=args.time, account=args.account, mem=args.mem,
-                           cpus_per_job=args.cpus_per_job, max_requeues=args.max_requeues)
+    options = SlurmOptions(
+        partition=args.partition,
+        gpus_per_job=args.gpus_per_job,
+        nodes=args.nodes,
+        time=args.time,
+        account=args.account,
+        mem=args.mem,
+        cpus_per_job=args.cpus_per_job,
+        max_requeues=args.max_requeues,
+    )
     if args.launcher == "slurm":
         time_minutes(options.time)
         _ = options.gpus_per_node  # fail now on an uneven split
     planned, sweep = _plan(args, updates)
     store = resolve_store(args.store)
-    print(f"sweep {sweep}: table {args.table}, {len(planned)} planned runs, store {store}, "
-          f"launcher {args.launcher}{' (dry run)' if args.dry_run else ''}")
+    print(
+        f"sweep {sweep}: table {args.table}, {len(planned)} planned runs, store {store}, "
+        f"launcher {args.launcher}{' (dry run)' if args.dry_run else ''}"
+    )
     chosen = claim_runs(planned, store, sweep, args.launcher, dry_run=args.dry_run)
     print(f"{len(chosen)} to launch, {len(planned) - len(chosen)} skipped")
     if args.dry_run or not chosen:
@@ -174,8 +210,10 @@ def sweep_main(argv: list[str]) -> int:
         bad = {n: o for n, o in outcomes.items() if o != "completed"}
         for name, outcome in bad.items():
             print(f"[sweep] {outcome}: {name}", file=sys.stderr)
-        print(f"[sweep] {len(outcomes) - len(bad)}/{len(outcomes)} completed; tables: "
-              f"python -m sri.report tables --store {store} --preset {args.preset} --sweep {sweep}")
+        print(
+            f"[sweep] {len(outcomes) - len(bad)}/{len(outcomes)} completed; tables: "
+            f"python -m sri.report tables --store {store} --preset {args.preset} --sweep {sweep}"
+        )
         return 1 if bad else 0
     jobs = launch_slurm(chosen, store, sweep, options, runs_dir=args.runs_dir)
     print(f"[sweep] {len(jobs)} jobs submitted; follow with: {status_command(args, updates)}")
@@ -198,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("[sweep] interrupted: the running runs wrote checkpoints; run the same command to "
-              "continue", file=sys.stderr)
+        print(
+            "[sweep] interrupted: the running runs wrote checkpoints; run the same command to continue",
+            file=sys.stderr,
+        )
         return 130

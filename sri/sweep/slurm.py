@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from sri.configs import ConfigError
 from sri.sweep.plan import PlannedRun
-from sri.sweep.worker import execute, request_stop, run_command, run_env, run_child, torchrun_prefix
+from sri.sweep.worker import execute, request_stop, run_child, run_command, run_env, torchrun_prefix
 
 try:  # submitit is a dependency; the local launcher works without it
     from submitit.helpers import Checkpointable as _Base

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from sri.train.runtime import tune_cpu_allocator
 
-__all__ = ["main", "bench_train_step", "compare_modes", "make_step", "mode_kwargs", "MODE_NAMES", "StepSetup", "tune_cpu_allocator"]
+__all__ = ["main", "bench_train_step", "compare_modes", "make_step", "mode_kwargs", "MODE_NAMES", "StepSetup",
+           "tune_cpu_allocator"]
 
 
 def _peak_rss_mib() -> float:

@@ -290,7 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=250, help="steps between evaluations (default 250)")
     p.add_argument("--eval-num", type=int, default=DEFAULT_EVAL_NUM, help="held-out scenes (default 320)")
     p.add_argument("--num-samples", type=int, default=256, help="samples judged at the end (default 256)")
-    p.add_argument("--out", default=None, help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")
     p.add_argument("--stop-at-bar", action="store_true",
                    help="stop at the first evaluation that meets the demo bar (ARI-FG >= 0.75, MSE ratio <= 0.25)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

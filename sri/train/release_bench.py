@@ -144,9 +144,19 @@ def release_step_fn(release_dir: str | Path, *, model: str = "sri", image_size: 
     return step
 
 
-def compare_release(release_dir: str | Path, *, model: str = "sri", rounds: int = 3, warmup: int = 1, image_size: int = 64,
-                    num_slots: int = 9, batch_size: int = 32, threads: int | None = None,
-                    modes: tuple[str, ...] = ("fp32",), tune_allocator: bool = True) -> dict[str, Any]:
+def compare_release(
+    release_dir: str | Path,
+    *,
+    model: str = "sri",
+    rounds: int = 3,
+    warmup: int = 1,
+    image_size: int = 64,
+    num_slots: int = 9,
+    batch_size: int = 32,
+    threads: int | None = None,
+    modes: tuple[str, ...] = ("fp32",),
+    tune_allocator: bool = True,
+) -> dict[str, Any]:
     """Alternate the release's step and ours (each of `modes`: sri.train.bench.MODE_NAMES) for
     `rounds` rounds after `warmup`; median s/step of each and ratios release / ours."""
     import torch
@@ -172,9 +182,15 @@ def compare_release(release_dir: str | Path, *, model: str = "sri", rounds: int 
                 times[name].append(dt)
             print(f"[release-bench] round {r + 1 - warmup:+d} {name}: {dt:.2f} s", file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"median_s": med, "best_s": {k: min(v) for k, v in times.items()}, "times_s": times,
-            "speedup_vs_release": {k: med["release"] / v for k, v in med.items() if k != "release"},
-            "threads": torch.get_num_threads(), "rounds": rounds, "config": cfg}
+    return {
+        "median_s": med,
+        "best_s": {k: min(v) for k, v in times.items()},
+        "times_s": times,
+        "speedup_vs_release": {k: med["release"] / v for k, v in med.items() if k != "release"},
+        "threads": torch.get_num_threads(),
+        "rounds": rounds,
+        "config": cfg,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,10 +199,17 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = argparse.ArgumentParser(prog="python -m sri.bench release", description=__doc__.split("\n")[0])
-    p.add_argument("--release-dir", required=True,
-                   help="a checkout of github.com/pemami4911/segregate-relate-imagine (outside this repository)")
-    p.add_argument("--model", default="sri", choices=list(RELEASE_MODELS),
-                   help="sri (the release's SRI) or genv2 (the GENESIS-v2 class inside the release)")
+    p.add_argument(
+        "--release-dir",
+        required=True,
+        help="a checkout of github.com/pemami4911/segregate-relate-imagine (outside this repository)",
+    )
+    p.add_argument(
+        "--model",
+        default="sri",
+        choices=list(RELEASE_MODELS),
+        help="sri (the release's SRI) or genv2 (the GENESIS-v2 class inside the release)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="timed A B rounds (default 3)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--modes", default="fp32", help=f"our modes, comma-separated ({', '.join(MODE_NAMES)})")
@@ -194,18 +217,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-slots", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-tune-allocator", action="store_true",
-                   help="keep glibc malloc defaults for both (process-wide; default: tune_cpu_allocator)")
+    p.add_argument(
+        "--no-tune-allocator",
+        action="store_true",
+        help="keep glibc malloc defaults for both (process-wide; default: tune_cpu_allocator)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the machine")
     a = p.parse_args(argv)
-    res = compare_release(a.release_dir, model=a.model, rounds=a.rounds, warmup=a.warmup, image_size=a.image_size,
-                          num_slots=a.num_slots, batch_size=a.batch_size, threads=a.threads,
-                          modes=tuple(m for m in a.modes.split(",") if m), tune_allocator=not a.no_tune_allocator)
+    res = compare_release(
+        a.release_dir,
+        model=a.model,
+        rounds=a.rounds,
+        warmup=a.warmup,
+        image_size=a.image_size,
+        num_slots=a.num_slots,
+        batch_size=a.batch_size,
+        threads=a.threads,
+        modes=tuple(m for m in a.modes.split(",") if m),
+        tune_allocator=not a.no_tune_allocator,
+    )
     if a.json:
         from sri.train.runtime import machine_info
 
-        print(json.dumps({"benchmark": "release", **res, "machine": machine_info("cpu"),
-                          "options": vars(a)}, indent=1))
+        print(
+            json.dumps({"benchmark": "release", **res, "machine": machine_info("cpu"), "options": vars(a)}, indent=1)
+        )
         return 0
     for k, v in res["median_s"].items():
         ratio = "" if k == "release" else f"  ({res['speedup_vs_release'][k]:.2f}x the release)"

@@ -24,21 +24,52 @@ from typing import Any
 
 import torch
 
-from sri.checkpoint import (CheckpointCorrupt, RunDirLock, RunDirNotWritable, check_writable,
-                            load_checkpoint, remove_stale_temporaries, save_checkpoint, write_error_reason)
-from sri.configs import ConfigError, DATASETS, default_run_dir, validate_config
+from sri.checkpoint import (
+    CheckpointCorrupt,
+    RunDirLock,
+    RunDirNotWritable,
+    check_writable,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    write_error_reason,
+)
+from sri.configs import DATASETS, ConfigError, default_run_dir, validate_config
 from sri.evaluate import evaluate_run, feature_extractor_name, final_evaluation
-from sri.train.distributed import (_DDP, _allreduce_update, any_rank, barrier, gather_rng,
-                                   init_process_group, leave_process_group, rank_rng,
-                                   world_info, wrap_ddp)
+from sri.models.registry import CONTINUABLE_OPTIONS
+from sri.train.distributed import (
+    _DDP,
+    _allreduce_update,
+    any_rank,
+    barrier,
+    gather_rng,
+    init_process_group,
+    leave_process_group,
+    rank_rng,
+    world_info,
+    wrap_ddp,
+)
 from sri.train.loggers import Logger, MemoryLogger, NullLogger, RunLogger, as_logger
 from sri.train.rng import rng_state, seed_everything, set_rng_state
-from sri.train.rundir import (ARCHIVE_DIR, CKPT_RE, SAMPLES_RE, archive_previous_run, checkpoint_name,
-                              list_checkpoints, prune_checkpoints, samples_name, set_aside)
-from sri.train.runtime import (install_stop_handlers, resolve_device, restore_handlers,
-                               threading_is_main, tune_cpu_allocator)
+from sri.train.rundir import (
+    ARCHIVE_DIR,
+    CKPT_RE,
+    SAMPLES_RE,
+    archive_previous_run,
+    checkpoint_name,
+    list_checkpoints,
+    prune_checkpoints,
+    samples_name,
+    set_aside,
+)
+from sri.train.runtime import (
+    install_stop_handlers,
+    resolve_device,
+    restore_handlers,
+    threading_is_main,
+    tune_cpu_allocator,
+)
 from sri.train.schedule import GoalSchedule, StepBatchSampler, lr_factor
-from sri.models.registry import CONTINUABLE_OPTIONS
 from sri.train.step import unwrap_model
 from sri.viz import SLOT_PALETTE as PALETTE
 from sri.viz import mask_colors, write_sample_grid
@@ -235,17 +266,20 @@ class Trainer:
             model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v.float() if v.is_floating_point() else v
                                    for k, v in ckpt["model_state"].items()})
         except RuntimeError as e:
-            raise ConfigError(f"init_checkpoint {path}: its weights do not fit this run's model with "
-                              f"{', '.join(f'{k}={model.options.get(k)!r}' for k in differ)} ({str(e).splitlines()[0]}); "
-                              "keep the checkpoint's values of these options") from e
+            raise ConfigError(
+                f"init_checkpoint {path}: its weights do not fit this run's model with "
+                f"{', '.join(f'{k}={model.options.get(k)!r}' for k in differ)} ({str(e).splitlines()[0]}); "
+                "keep the checkpoint's values of these options"
+            ) from e
         if ckpt.get("optimizer_state"):
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for k, g in self.gecos.items():
             if k in ckpt.get("gecos", {}):
                 # only the state: goal, step size and the rest come from this run's config, so
                 # that a run can continue a checkpoint with another GECO goal
-                g.load_state_dict({key: ckpt["gecos"][k][key] for key in ("beta", "err_ema")
-                                   if key in ckpt["gecos"][k]})
+                g.load_state_dict(
+                    {key: ckpt["gecos"][k][key] for key in ("beta", "err_ema") if key in ckpt["gecos"][k]}
+                )
         step = int(ckpt.get("step", 0))
         self._info("initialised_from", {"path": str(path), "step": step})
         self._say(f"starting from {path} (step {step})")
@@ -257,18 +291,23 @@ class Trainer:
         model = unwrap_model(self.model)
         mine_opts = getattr(model, "options", c["model_options"])
         if ckpt.get("model_name") != getattr(model, "name", c["model"]) or ckpt.get("model_options") != mine_opts:
-            raise ConfigError(f"{path} holds a different model ({ckpt.get('model_name')} "
-                              f"{ckpt.get('model_options')}) than this run; pass resume=False to "
-                              f"start over or run_dir=... for a new folder")
+            raise ConfigError(
+                f"{path} holds a different model ({ckpt.get('model_name')} "
+                f"{ckpt.get('model_options')}) than this run; pass resume=False to "
+                f"start over or run_dir=... for a new folder"
+            )
         for key in ("seed", "batch_size", "dataset"):
             if key in theirs and theirs[key] != c[key]:
-                raise ConfigError(f"{path} was written with {key}={theirs[key]!r} but this run has "
-                                  f"{key}={c[key]!r}; resume needs the same value (or resume=False)")
+                raise ConfigError(
+                    f"{path} was written with {key}={theirs[key]!r} but this run has "
+                    f"{key}={c[key]!r}; resume needs the same value (or resume=False)"
+                )
 
     # ---- signals ---------------------------------------------------------------------------
     def _install_signals(self) -> dict[int, Any]:
         def on_signal(signum: int) -> None:
             self._stop_signal = signum
+
         return install_stop_handlers(on_signal)
 
     def _should_stop(self) -> bool:
@@ -316,9 +355,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=c["lr"])
         self.gecos = self.make_gecos(model)
         self.goal_schedule = GoalSchedule(c["geco_goal"], c["geco_goal_schedule"])
-        initial = {"model_state": copy.deepcopy(model.state_dict()),
-                   "optimizer_state": copy.deepcopy(self.optimizer.state_dict()),
-                   "gecos": {k: g.state_dict() for k, g in self.gecos.items()}}
+        initial = {
+            "model_state": copy.deepcopy(model.state_dict()),
+            "optimizer_state": copy.deepcopy(self.optimizer.state_dict()),
+            "gecos": {k: g.state_dict() for k, g in self.gecos.items()},
+        }
 
         if self.rank == 0:  # room for a checkpoint, its atomic replacement and the kept ones
             # weights + Adam's two moments, pickling overhead; the kept files plus the one being written
@@ -339,9 +380,11 @@ class Trainer:
                 self._info("resumed_from", str(path))
                 self._say(f"resuming from {path} at step {start}")
                 if start >= c["steps"]:
-                    self._say(f"steps={c['steps']} is not above the checkpoint's step {start}: nothing "
-                              f"will be trained (pass a larger steps=... to continue); evaluating the "
-                              f"checkpoint as it is")
+                    self._say(
+                        f"steps={c['steps']} is not above the checkpoint's step {start}: nothing "
+                        f"will be trained (pass a larger steps=... to continue); evaluating the "
+                        f"checkpoint as it is"
+                    )
             # the checkpoints left in the folder are this run's own lineage
             self._written = [str(p) for _, p in list_checkpoints(self.run_dir)]
         else:
@@ -359,18 +402,28 @@ class Trainer:
         amp_dtype = torch.bfloat16 if c["amp"] in ("bf16", True) else None
         step_kw = {"amp_dtype": amp_dtype, "grad_clip": c["grad_clip"] or None}
 
-        sampler = StepBatchSampler(len(self.dataset), c["batch_size"], c["seed"], start, self.rank,
-                                   self.world, stop_step=c["steps"])
+        sampler = StepBatchSampler(
+            len(self.dataset), c["batch_size"], c["seed"], start, self.rank, self.world, stop_step=c["steps"]
+        )
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=sampler, num_workers=c["num_workers"],
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=c["num_workers"],
             pin_memory=self.device.type == "cuda",
             # own generator: creating the iterator must not consume the global torch RNG
-            generator=torch.Generator().manual_seed(c["seed"]))
+            generator=torch.Generator().manual_seed(c["seed"]),
+        )
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=c["steps"], initial=start, file=sys.__stderr__, disable=not self._tty(),
-                   dynamic_ncols=True, desc=f"{c['model']} t{c['table']}/{c['row']}/{c['dataset']}")
+        bar = tqdm(
+            total=c["steps"],
+            initial=start,
+            file=sys.__stderr__,
+            disable=not self._tty(),
+            dynamic_ncols=True,
+            desc=f"{c['model']} t{c['table']}/{c['row']}/{c['dataset']}",
+        )
         old_handlers = self._install_signals()
         acc: dict[str, float] = {}
         n_acc, bad_in_row, reloads, nonfinite_total = 0, 0, 0, 0
@@ -384,8 +437,9 @@ class Trainer:
                 images = batch["image"] if isinstance(batch, dict) else batch
                 images = images.to(self.device, non_blocking=True)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = c["lr"] * lr_factor(step, c["lr_warmup_steps"], c["lr_decay_every"],
-                                                      c["lr_decay_rate"])
+                    group["lr"] = c["lr"] * lr_factor(
+                        step, c["lr_warmup_steps"], c["lr_decay_every"], c["lr_decay_rate"]
+                    )
                 out = self.train_step(step_model, {"image": images}, self.optimizer, self.gecos, **step_kw)
                 step += 1
                 if self.goal_schedule.advance(step, self.gecos):
@@ -427,13 +481,19 @@ class Trainer:
                     signum = self._stop_signal or signal.SIGTERM
                     self.save(step, good=bad_in_row == 0)
                     bar.close()
-                    print(f"[sri] received signal {signum}: checkpoint written at step {step} to "
-                          f"{self.run_dir}; rerun the same command to resume", file=sys.__stderr__)
+                    print(
+                        f"[sri] received signal {signum}: checkpoint written at step {step} to "
+                        f"{self.run_dir}; rerun the same command to resume",
+                        file=sys.__stderr__,
+                    )
                     raise TrainingInterrupted(f"stopped by signal {signum} at step {step}")
                 if c["time_limit"] and self._sync_flag(time.perf_counter() - t_start > c["time_limit"]):
                     self._info("stopped_early", f"time_limit={c['time_limit']}s reached at step {step}")
-                    print(f"[sri] time limit of {c['time_limit']} s reached at step {step}: finishing "
-                          f"(rerun to continue from the checkpoint)", file=sys.__stderr__)
+                    print(
+                        f"[sri] time limit of {c['time_limit']} s reached at step {step}: finishing "
+                        f"(rerun to continue from the checkpoint)",
+                        file=sys.__stderr__,
+                    )
                     break
         finally:
             bar.close()
@@ -448,8 +508,7 @@ class Trainer:
         metrics = self._final_eval(step)
         if self.rank == 0:
             self._save_samples(step)
-        return {"step": step, "checkpoint": str(final_path), "run_dir": str(self.run_dir),
-                "metrics": metrics}
+        return {"step": step, "checkpoint": str(final_path), "run_dir": str(self.run_dir), "metrics": metrics}
 
     def _say(self, msg: str) -> None:
         """One line on the console (rank 0), outside the captured output's progress bars."""
@@ -464,17 +523,14 @@ class Trainer:
         for _, path in reversed(list_checkpoints(self.run_dir)):
             try:
                 ckpt = load_checkpoint(path, map_location=self.device, trust=self.trust_checkpoint)
-                missing = [k for k in ("model_state", "optimizer_state", "gecos", "step", "rng")
-                           if k not in ckpt]
+                missing = [k for k in ("model_state", "optimizer_state", "gecos", "step", "rng") if k not in ckpt]
                 if missing:
-                    raise CheckpointCorrupt(f"checkpoint {path} lacks {missing}: not a complete sri "
-                                            f"checkpoint")
+                    raise CheckpointCorrupt(f"checkpoint {path} lacks {missing}: not a complete sri checkpoint")
             except (CheckpointCorrupt, FileNotFoundError) as e:
                 if self.rank == 0 and path.exists():
                     aside = set_aside(path)
                     bad.append(str(aside))
-                    self._say(f"WARNING: {e}; renamed it to {aside.name} and falling back to the "
-                              f"previous checkpoint")
+                    self._say(f"WARNING: {e}; renamed it to {aside.name} and falling back to the previous checkpoint")
                 continue
             found = (path, ckpt)
             break
@@ -491,8 +547,10 @@ class Trainer:
             dest = archive_previous_run(self.run_dir)
             if dest is not None:
                 self._info("archived_previous_run", str(dest))
-                self._say(f"resume=False: moved the earlier run's checkpoints in {self.run_dir} to "
-                          f"{dest} (kept, not resumed from)")
+                self._say(
+                    f"resume=False: moved the earlier run's checkpoints in {self.run_dir} to "
+                    f"{dest} (kept, not resumed from)"
+                )
         barrier(self.world)
 
     def _check_divergence(self, nonfinite: int, trained: int, *, final: bool) -> None:
@@ -503,18 +561,21 @@ class Trainer:
             return
         if nonfinite > share * max(trained, 1):
             self._info("diverged", f"{nonfinite} of {trained} steps non-finite")
-            raise TrainingDiverged(f"{nonfinite} of {trained} training steps had a non-finite loss (more than "
-                                   f"max_nonfinite_share={share:g}); the run diverged: lower lr=... (now "
-                                   f"{self.config['lr']:g}) or check the data")
+            raise TrainingDiverged(
+                f"{nonfinite} of {trained} training steps had a non-finite loss (more than "
+                f"max_nonfinite_share={share:g}); the run diverged: lower lr=... (now "
+                f"{self.config['lr']:g}) or check the data"
+            )
 
     def _reload_last_good(self, initial: dict[str, Any], bad: int, reloads: int) -> None:
         """After `max_nonfinite` non-finite steps in a row, go back to the last good weights."""
         if reloads > 10:
-            raise RuntimeError(f"the loss stayed non-finite after {reloads - 1} reloads of the last good "
-                               f"checkpoint; lower lr=... or check the data")
+            raise RuntimeError(
+                f"the loss stayed non-finite after {reloads - 1} reloads of the last good "
+                f"checkpoint; lower lr=... or check the data"
+            )
         if self._last_good is not None and Path(self._last_good).exists():
-            ckpt = load_checkpoint(self._last_good, map_location=self.device,
-                                   trust=self.trust_checkpoint)
+            ckpt = load_checkpoint(self._last_good, map_location=self.device, trust=self.trust_checkpoint)
             source = str(self._last_good)
         else:
             ckpt, source = initial, "initial weights"
@@ -557,10 +618,15 @@ class Trainer:
         results: dict[str, float] = {}
         if self.rank == 0:
             results = final_evaluation(
-                unwrap_model(self.model), self.config["final_metrics"],
-                functools.partial(self.evaluate, final=True), num_order=self.config["num_order"],
-                batch_size=self.config["eval_batch_size"], guard=self._guarded, logger=self.logger,
-                step=step)
+                unwrap_model(self.model),
+                self.config["final_metrics"],
+                functools.partial(self.evaluate, final=True),
+                num_order=self.config["num_order"],
+                batch_size=self.config["eval_batch_size"],
+                guard=self._guarded,
+                logger=self.logger,
+                step=step,
+            )
         barrier(self.world)
         return results
 
@@ -578,11 +644,16 @@ class Trainer:
         self.logger.add_artifact(str(path), name=path.name)
 
 
-def train(config: dict[str, Any], run: Any = None, *, logger: Logger | None = None,
-          trainer_cls: type[Trainer] = Trainer, trust_checkpoint: bool = False) -> dict[str, Any]:
+def train(
+    config: dict[str, Any],
+    run: Any = None,
+    *,
+    logger: Logger | None = None,
+    trainer_cls: type[Trainer] = Trainer,
+    trust_checkpoint: bool = False,
+) -> dict[str, Any]:
     """Train one run described by `config`; log through `logger` (or a Sacred-like `run`).
 
     `trust_checkpoint` allows resuming from an old-format checkpoint that needs a full unpickle.
     """
     return trainer_cls(config, logger=logger or as_logger(run), trust_checkpoint=trust_checkpoint).fit()
-

@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-ROWS = (("sri_g", "SRI-G"), ("genv2_g", "GENv2-G"))
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINTS = REPO / "demo_checkpoints"
-PROVENANCE = "provenance.json"
+from sri.demo.recipe import CHECKPOINTS, CONTINUE_GECO_GOAL, PROVENANCE, ROWS, make_checkpoints
+from sri.provenance import REPO
+
 # the demo's bar (issue: learned models): ARI-FG >= 0.75, MSE <= 0.25 x the mean-image MSE
 BAR = {"ari_fg": 0.75, "mse_ratio": 0.25}
 DEFAULT_MINUTES = 4.0
@@ -123,7 +122,6 @@ def train_runs(store: Path, *, minutes: float, seed: int, smoke: bool, from_scra
             extra.append(f"time_limit={int(minutes * 60)}")
             ck = None if from_scratch else shipped_checkpoint(row, checkpoint_dir)
             if ck is not None:
-                from sri.demo_checkpoints import CONTINUE_GECO_GOAL
 
                 # continue with the goal of the recipe's last stage (docs/LEARNING.md)
                 extra.append(f"init_checkpoint={ck}")
@@ -294,8 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train both models, show what they learned, make tables and figures, print where everything went."""
     args = _parser().parse_args(argv)
     if args.make_checkpoints:
-        from sri.demo_checkpoints import make_checkpoints
-
         target = checkpoint_target(args.checkpoint_dir, args.overwrite)
         if target != Path(args.checkpoint_dir):
             print(f"[demo-checkpoints] writing to {target}/ ({args.checkpoint_dir}/ is kept; --overwrite replaces it)")
