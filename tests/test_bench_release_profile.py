@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sri.bench.profile import profile_step
 from sri.train import release_bench
-from sri.train.profile import profile_step
 
 # A stand-in with the release's layout and interfaces: its own `sri` package (which clashes with
 # ours), `from sri.utils import ...` inside it, `attrdict`, train.py's loss names and GECO signature.
@@ -125,7 +125,7 @@ def test_profile_splits_phases_ops_and_modules():
 
 
 def test_compare_curves_tolerances_on_known_curves():
-    from sri.train.fast_check import KL_REL_TOL, NLL_TOL, compare_curves
+    from sri.bench.fast_check import KL_REL_TOL, NLL_TOL, compare_curves
 
     ref = {"nll_seg": [-1.0] * 100, "kl": [100.0] * 100, "seconds": [0.1] * 100}
     close = {
@@ -145,7 +145,7 @@ def test_compare_curves_tolerances_on_known_curves():
 
 
 def test_fast_check_runs_three_curves_and_writes_them(tmp_path):
-    from sri.train.fast_check import fast_check
+    from sri.bench.fast_check import fast_check
 
     res = fast_check(
         "genv2",
@@ -202,7 +202,7 @@ def test_train_step_bench_fast_selects_the_fast_mode(capsys):
 
 def test_fast_mode_changes_no_numerics_unless_validated():
     """Without a numerics-changing setting the fast mode must train exactly as fp32 does."""
-    from sri.train.bench import make_step
+    from sri.bench.train_step import make_step
     from sri.train.runtime import FAST_MODE
 
     if FAST_MODE["amp"] is not None:
@@ -222,7 +222,7 @@ def test_fast_mode_changes_no_numerics_unless_validated():
 @pytest.mark.slow
 def test_fast_mode_matches_fp32_over_2000_steps(tmp_path):
     """The issue's acceptance check of a numerics-changing fast mode: 2,000 steps of SRI at a small config."""
-    from sri.train.fast_check import fast_check
+    from sri.bench.fast_check import fast_check
     from sri.train.runtime import FAST_MODE
 
     if FAST_MODE["amp"] is None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sri.bench.train_step import step_flops
 from sri.models import build_model
-from sri.train.bench import step_flops
 from sri.train.step import make_gecos
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -166,8 +166,8 @@ def test_make_checkpoints_runs_the_stages_and_records_them(tmp_path, monkeypatch
     provenance lists both commands and both wall times (also when only stage 2 is rerun)."""
     import json
 
+    import sri.bench.learn as L
     import sri.demo.recipe as dc
-    import sri.train.learn as L
 
     real = L.learn
     calls = []

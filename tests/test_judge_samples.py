@@ -59,7 +59,7 @@ def test_the_labelled_samples_score_as_reported():
     import json
     from pathlib import Path
 
-    from sri.metrics.judge_check import report
+    from sri.bench.judge_check import report
 
     folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
     got = report(folder)

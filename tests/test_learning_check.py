@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from sri.bench.learn import CurveTrainer, learn, learning_config, main, row_for_model
 from sri.metrics.learning import reconstruction_metrics
 from sri.models import build_model
-from sri.train.learn import CurveTrainer, learn, learning_config, main, row_for_model
 
 
 def test_row_for_model_prefers_table2_mog_and_fails_clearly():
@@ -60,8 +60,8 @@ def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
 
 
 def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
+    from sri.bench.compare import compare
     from sri.metrics import scene_features as sf
-    from sri.train.compare import compare
 
     net = sf.train_scene_features(16, steps=5, num_train=200, progress=False)
     weights = sf.save_scene_features(net, tmp_path / "sf16.pt")

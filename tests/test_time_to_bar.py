@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from sri.bench.time_to_bar import RECIPES, _next_command, first_at_bar, merged_points, plan_jobs
 from sri.configs import ConfigError, experiment_config, validate_config
 from sri.objectives import GECO
 from sri.train.schedule import GoalSchedule
-from sri.train.time_to_bar import RECIPES, _next_command, first_at_bar, merged_points, plan_jobs
 
 
 def _geco(goal, err):

@@ -97,7 +97,7 @@ def test_bf16_autocast_step_is_finite():
 
 
 def test_train_step_benchmark_cli_smoke(capsys):
-    from sri.train.bench import main
+    from sri.bench.train_step import main
 
     assert main(["--model", "genv2", "--image-size", "16", "--num-slots", "2", "--batch-size", "2",
                  "--steps", "1", "--warmup", "0", "--device", "cpu", "--threads", "1",

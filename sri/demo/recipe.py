@@ -94,8 +94,8 @@ def make_checkpoints(out_dir: Path, *, steps: int | None = None, seed: int = 0,
     """Train each demo row from scratch through the recipe's stages (learning checks: a curve
     point every 1,000 steps), export the final checkpoint and curves into `out_dir`, record
     provenance. `start_stage` > 1 starts from the stage-(n-1) exports already in `work`."""
+    from sri.bench.learn import learn
     from sri.configs import row_spec
-    from sri.train.learn import learn
 
     stages = _stages(steps)
     if not 1 <= start_stage <= len(stages):

@@ -1,6 +1,6 @@
 """`python -m sri.bench time-to-bar`: wall-clock time from random weights to the demo bar.
 
-Each (row, recipe, seed) is trained from scratch by the learning check (`sri.train.learn`, in a
+Each (row, recipe, seed) is trained from scratch by the learning check (`sri.bench.learn`, in a
 child process), evaluated every `--eval-every` steps on held-out scenes, and stopped at the first
 evaluation that meets the bar (ARI-FG >= 0.75 and MSE <= 0.25 x the mean image's) or at
 `--minutes` (in all: a run cut short, e.g. by the end of a working session, continues from its
@@ -161,11 +161,11 @@ def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _run_all(jobs: list[Job], parallel: int, log_dir: Path, cap_minutes: float) -> None:
+def _run_all(jobs: list[Job], parallel: int, log_dir: Path, cap_minutes: float, threads: int | None = None) -> None:
     """Run what is left of each job, `parallel` at a time (cores/parallel threads each). A job with
     curves from an earlier invocation continues from its checkpoint for the minutes left."""
     env = dict(os.environ)
-    threads = max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(parallel, 1))
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     pending, running = list(jobs), []
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -194,17 +194,19 @@ def _run_all(jobs: list[Job], parallel: int, log_dir: Path, cap_minutes: float) 
 
 
 def time_to_bar(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int], *, minutes: float,
-                eval_every: int, out: Path, parallel: int = 2, command: str = "") -> dict[str, Any]:
+                eval_every: int, out: Path, parallel: int = 2, command: str = "",
+                threads: int | None = None) -> dict[str, Any]:
     """Train every row x recipe x seed (or reuse finished ones), write the JSON, MD and PNG."""
     from sri.provenance import provenance
 
     prov = provenance(command)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(rows, recipes, seeds, minutes=minutes, eval_every=eval_every, out=out)
-    _run_all(jobs, parallel, out / "logs", minutes)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(parallel, 1))
+    _run_all(jobs, parallel, out / "logs", minutes, threads)
     results = [_job_result(j) for j in jobs]
     report = {**prov, "parallel": parallel,
-              "threads_per_job": max(1, (os.cpu_count() or 1) // max(parallel, 1)),
+              "threads_per_job": threads,
               "cap_minutes": minutes, "eval_every": eval_every,
               "bar": {"ari_fg": 0.75, "mse_ratio": 0.25},
               "recipes": {r: {"preset": RECIPES[r][0], "overrides": RECIPES[r][1], "what": RECIPES[r][2]}
@@ -274,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=500, help="steps between evaluations (default 500)")
     p.add_argument("--parallel", type=int, default=2,
                    help="runs at a time; each gets cores/parallel threads (default 2: one thread each on 2 cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default: cores / --parallel); 1 when two invocations share 2 cores")
     p.add_argument("--out", default="runs/time_to_bar", help="output folder (default runs/time_to_bar)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     return p
@@ -299,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(shlex.join(j["cmd"]))
             return 0
         rep = time_to_bar(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out),
-                          parallel=a.parallel, command="python -m sri.bench time-to-bar " + shlex.join(argv))
+                          parallel=a.parallel, command="python -m sri.bench time-to-bar " + shlex.join(argv),
+                          threads=a.threads)
     except ConfigError as e:
         raise SystemExit(f"sri.bench time-to-bar: {e}") from None
     print(markdown(rep))

@@ -45,21 +45,21 @@ def _module_markers(net: Any, depth: int) -> list[Any]:
 def profile_step(model: str = "sri", *, image_size: int = 64, num_slots: int = 9, batch_size: int = 32,
                  likelihood: str = "mog", steps: int = 1, threads: int | None = None, amp: str | None = None,
                  depth: int = 2, top: int = 15, trace: str | None = None,
-                 reference: bool = True) -> dict[str, Any]:
+                 reference: bool = True, slot_dim: int | None = None) -> dict[str, Any]:
     """Profile `steps` training steps (after one warm-up); returns seconds per phase, the top ops by
     self time, forward/backward seconds per submodule (all per step), the achieved GFLOP/s of the
     convolutions and matmuls, and (`reference`) that of the decoders' largest layer run alone."""
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    from sri.bench.train_step import make_step
     from sri.models.registry import LOSS_GROUPS
-    from sri.train.bench import make_step
     from sri.train.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
     if threads:
         torch.set_num_threads(int(threads))
-    st = make_step(model, likelihood, image_size, num_slots, batch_size)
+    st = make_step(model, likelihood, image_size, num_slots, batch_size, slot_dim=slot_dim)
     net, opt, gecos, x = st.net, st.opt, st.gecos, st.x
     dtype = {None: None, "bf16": torch.bfloat16}[amp]
 
@@ -223,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=15, help="operations listed (default 15)")
     p.add_argument("--trace", default=None, help="also write a Chrome trace (chrome://tracing) here")
     p.add_argument("--no-reference", action="store_true", help="skip timing the largest decoder layer alone")
+    p.add_argument("--slot-dim", type=int, default=None, help="slot width (default: the model's, 64; the demo: 32)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     res = profile_step(a.model, image_size=a.image_size, num_slots=a.num_slots, batch_size=a.batch_size,
                        likelihood=a.likelihood, steps=a.steps, threads=a.threads, amp=a.amp, depth=a.depth,
-                       top=a.top, trace=a.trace, reference=not a.no_reference)
+                       top=a.top, trace=a.trace, reference=not a.no_reference, slot_dim=a.slot_dim)
     if a.json:
         from sri.train.runtime import machine_info
 

@@ -1,7 +1,7 @@
 """`python -m sri.bench compare`: the paper's claim at small scale, SRI vs GENv2 on `blocks`.
 
 Every row is trained from scratch with the same recipe (a preset), the same number of steps and
-the same seeds, by the learning check (`sri.train.learn`), then its generation is measured without
+the same seeds, by the learning check (`sri.bench.learn`), then its generation is measured without
 Inception weights: S-Acc and visible objects of samples, the Frechet distance of samples to test
 scenes in the blocks scene-feature space (`sri.metrics.scene_features`), plus ARI-FG and
 slot-order consistency. Results per run and mean +- std per row go to `results.json` and
@@ -52,9 +52,9 @@ def _summary(values: list[float]) -> tuple[float, float]:
 def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: str = "demo",
             out: Path = Path("runs/compare"), num: int = 1000, table: int = 2) -> dict[str, Any]:
     """Train (or reuse) every row x seed, measure it, write results.json and results.md."""
+    from sri.bench.learn import learn
     from sri.checkpoint import load_model
     from sri.configs import row_spec
-    from sri.train.learn import learn
 
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []

@@ -157,11 +157,11 @@ def compare_release(
     modes: tuple[str, ...] = ("fp32",),
     tune_allocator: bool = True,
 ) -> dict[str, Any]:
-    """Alternate the release's step and ours (each of `modes`: sri.train.bench.MODE_NAMES) for
+    """Alternate the release's step and ours (each of `modes`: sri.bench.train_step.MODE_NAMES) for
     `rounds` rounds after `warmup`; median s/step of each and ratios release / ours."""
     import torch
 
-    from sri.train.bench import make_step, mode_kwargs
+    from sri.bench.train_step import make_step, mode_kwargs
     from sri.train.runtime import tune_cpu_allocator
 
     if tune_allocator:
@@ -170,7 +170,7 @@ def compare_release(
         torch.set_num_threads(int(threads))
     cfg = dict(model=model, image_size=image_size, num_slots=num_slots, batch_size=batch_size)
     fns: dict[str, Callable[[], None]] = {"release": release_step_fn(release_dir, **cfg)}
-    for mode in modes:  # ours at the same config, in each of sri.train.bench's named modes
+    for mode in modes:  # ours at the same config, in each of sri.bench.train_step's named modes
         fns[mode] = make_step(model, "mog", image_size, num_slots, batch_size, **mode_kwargs(mode)).run
     times: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(warmup + rounds):
@@ -195,7 +195,7 @@ def compare_release(
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print the side-by-side timings (and JSON with --json)."""
-    from sri.train.bench import MODE_NAMES
+    from sri.bench.train_step import MODE_NAMES
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     p = argparse.ArgumentParser(prog="python -m sri.bench release", description=__doc__.split("\n")[0])
