@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_state", "provenance", "REPO"]
+__all__ = ["git_state", "provenance", "bench_command", "REPO"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,3 +32,11 @@ def provenance(command: str, device: str = "cpu") -> dict[str, Any]:
     machine = machine_info(device)
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **git_state(),
             "command": command, "machine": machine, "torch": machine["torch"]}
+
+
+def bench_command(name: str, argv: list[str] | None) -> str:
+    """The command line of a `python -m sri.bench NAME` call (argv None: this process's own)."""
+    import shlex
+    import sys
+
+    return f"python -m sri.bench {name} " + shlex.join(sys.argv[1:] if argv is None else list(argv))

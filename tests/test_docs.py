@@ -99,3 +99,18 @@ def test_no_reference_leaves_the_repository():
             if "DESIGN.md" in line or "../shared" in line or "shared/paper" in line:
                 bad.append(f"{f.relative_to(REPO)}:{i}")
     assert bad == []
+
+
+def test_every_committed_result_json_says_where_it_came_from():
+    """Issue 26: date, commit (and whether the tree was dirty where known), command, machine, torch."""
+    import json
+
+    files = [*REPO.glob("docs/**/*.json"), *REPO.glob("demo_checkpoints/*.json")]
+    assert len(files) > 20
+    missing = {}
+    for f in files:
+        d = json.loads(f.read_text())
+        lacks = sorted({"date", "commit", "command", "machine", "torch"} - set(d))
+        if lacks:
+            missing[str(f.relative_to(REPO))] = lacks
+    assert missing == {}

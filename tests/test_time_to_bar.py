@@ -125,6 +125,15 @@ def test_time_to_bar_end_to_end(tmp_path):
     for key in ("date", "commit", "dirty", "command", "machine", "torch"):
         assert key in rep
     run = rep["runs"][0]
-    assert run["recipe"] == "new" and run["batch_size"] == 8 and run["points"] and not run["reached"]
+    assert run["recipe"] == "new" and run["batch_size"] == 16 and run["points"] and not run["reached"]
     assert (out / "time_to_bar.png").stat().st_size > 10_000
     assert "| genv2_g | new |" in (out / "time_to_bar.md").read_text()
+
+
+def test_the_new_recipe_is_the_quick_preset_and_equals_its_measured_form():
+    """`new` (the quick preset) and `schedule-b16` (how it was first measured) train the same config."""
+    a = experiment_config(2, "sri_g", "blocks", "quick")
+    b = experiment_config(2, "sri_g", "blocks", "demo")
+    b.update(RECIPES["schedule-b16"][1])
+    a.pop("preset"), b.pop("preset")
+    assert a == b and RECIPES["new"][0] == "quick"

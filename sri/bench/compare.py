@@ -50,7 +50,8 @@ def _summary(values: list[float]) -> tuple[float, float]:
 
 
 def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: str = "demo",
-            out: Path = Path("runs/compare"), num: int = 1000, table: int = 2) -> dict[str, Any]:
+            out: Path = Path("runs/compare"), num: int = 1000, table: int = 2,
+            command: str = "") -> dict[str, Any]:
     """Train (or reuse) every row x seed, measure it, write results.json and results.md."""
     from sri.bench.learn import learn
     from sri.checkpoint import load_model
@@ -86,6 +87,9 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         table_rows[row] = {k: _summary([r[k] for r in mine]) for k in keys}
     result = {"rows": list(rows), "seeds": list(seeds), "steps": steps, "preset": preset, "num": num,
               "runs": runs, "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}
+    from sri.provenance import provenance
+
+    result = {**provenance(command), **result}
     (out / "results.json").write_text(json.dumps(result, indent=1))
     lines = ["| row | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
     for row, t in table_rows.items():
@@ -105,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=1000, help="samples and test scenes per measure (default 1000)")
     p.add_argument("--out", default="runs/compare")
     a = p.parse_args(argv)
+    from sri.provenance import bench_command
+
     compare([r for r in a.rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
-            steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num)
+            steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv))
     return 0
 
 

@@ -83,7 +83,7 @@ def compare_curves(ref: dict[str, list[float]], test: dict[str, list[float]], wi
 def fast_check(model_name: str = "sri", *, amp: str = "bf16", steps: int = 2000, window: int = 250,
                image_size: int = 32, num_slots: int = 4, slot_dim: int = 16, batch_size: int = 8,
                seed: int = 0, num_scenes: int = 2000, threads: int | None = None,
-               out: str | Path | None = None) -> dict[str, Any]:
+               out: str | Path | None = None, command: str = "") -> dict[str, Any]:
     """fp32 vs `amp` (same weights and batches) and fp32 with another data order (the spread);
     returns the comparison, the curves and the seconds per step of each run."""
     import torch
@@ -111,11 +111,12 @@ def fast_check(model_name: str = "sri", *, amp: str = "bf16", steps: int = 2000,
            "s_per_step": {k: sum(v["seconds"]) / steps for k, v in runs.items()},
            "tolerances": {"nll_nats_per_element": NLL_TOL, "kl_relative": KL_REL_TOL}}
     if out is not None:
-        _write(Path(out), res, runs, window)
+        _write(Path(out), res, runs, window, command)
     return res
 
 
-def _write(out: Path, res: dict[str, Any], runs: dict[str, dict[str, list[float]]], window: int) -> None:
+def _write(out: Path, res: dict[str, Any], runs: dict[str, dict[str, list[float]]], window: int,
+           command: str = "") -> None:
     """fast_check.json (with the per-step curves) and fast_check.png (window means)."""
     import matplotlib
 
@@ -123,7 +124,9 @@ def _write(out: Path, res: dict[str, Any], runs: dict[str, dict[str, list[float]
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "fast_check.json").write_text(json.dumps({**res, "curves": runs}, indent=1))
+    from sri.provenance import provenance
+
+    (out / "fast_check.json").write_text(json.dumps({**provenance(command), **res, "curves": runs}, indent=1))
     keys = [k for k in next(iter(runs.values())) if k != "seconds"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2))
     for ax, key in zip(axes, keys):
@@ -158,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="runs/fast-check", help="writes fast_check.json and fast_check.png here")
     a = p.parse_args(argv)
+    from sri.provenance import bench_command
+
     res = fast_check(a.model, amp=a.amp, steps=a.steps, window=a.window, image_size=a.image_size,
                      num_slots=a.num_slots, slot_dim=a.slot_dim, batch_size=a.batch_size, seed=a.seed,
-                     threads=a.threads, out=a.out)
+                     threads=a.threads, out=a.out, command=bench_command("fast-check", argv))
     for key, d in res["comparison"]["max_dev"].items():
         unit = "relative" if d["relative"] else "nats/element"
         print(f"{key:10s} max window deviation {d['value']:.4f} {unit} (tolerance {d['tolerance']}; "

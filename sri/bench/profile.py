@@ -230,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                        likelihood=a.likelihood, steps=a.steps, threads=a.threads, amp=a.amp, depth=a.depth,
                        top=a.top, trace=a.trace, reference=not a.no_reference, slot_dim=a.slot_dim)
     if a.json:
+        from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info
 
-        print(json.dumps({"benchmark": "profile", **res, "machine": machine_info("cpu"), "options": vars(a)},
+        print(json.dumps({"benchmark": "profile", **res, **provenance(bench_command("profile", argv)),
+                          "machine": machine_info("cpu"), "options": vars(a)},
                          indent=1))
         return 0
     print("phase      s/step")

@@ -237,10 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         tune_allocator=not a.no_tune_allocator,
     )
     if a.json:
+        from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info
 
         print(
-            json.dumps({"benchmark": "release", **res, "machine": machine_info("cpu"), "options": vars(a)}, indent=1)
+            json.dumps({"benchmark": "release", **res, **provenance(bench_command("release", argv)),
+                        "machine": machine_info("cpu"), "options": vars(a)}, indent=1)
         )
         return 0
     for k, v in res["median_s"].items():

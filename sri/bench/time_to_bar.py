@@ -29,10 +29,11 @@ __all__ = ["RECIPES", "Job", "plan_jobs", "first_at_bar", "summarise", "time_to_
 RECIPES: dict[str, tuple[str, dict[str, Any], str]] = {
     "current": ("demo", {"geco_goal_schedule": [{"goal": -2.2, "at_step": 15_000}]},
                 "demo preset: batch 16, goal -1.6 to step 15,000, then -2.2 (the demo checkpoints' stages)"),
-    "new": ("quick", {}, "quick preset (docs/LEARNING.md, 'Time to a learned model')"),
+    "new": ("quick", {}, "quick preset: batch 16, goal -1.6 until met, -2.2 from 1,000 steps later"),
     # the candidates measured on the way (docs/LEARNING.md)
     "b8-schedule": ("demo", {"batch_size": 8, "geco_goal_schedule": [{"goal": -2.2, "after_reached": 1000}]},
                     "batch 8, goal -1.6 until met, -2.2 from 1,000 steps later"),
+    # the quick preset's recipe spelled out on the demo preset (how it was first measured)
     "schedule-b16": ("demo", {"geco_goal_schedule": [{"goal": -2.2, "after_reached": 1000}]},
                      "batch 16, goal -1.6 until met, -2.2 from 1,000 steps later"),
     "early-goal": ("demo", {"geco_goal": -1.45, "geco_goal_schedule": [{"goal": -2.2, "after_reached": 1000}]},

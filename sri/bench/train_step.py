@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                         "machine and the options (comparable across machines)")
     a = p.parse_args(argv)
     if a.modes:
-        return _main_modes(a)
+        return _main_modes(a, argv)
     if a.fast:
         from sri.train.runtime import FAST_MODE
 
@@ -192,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
                          a.warmup, a.device, a.threads, a.amp, a.channels_last,
                          tune_allocator=not a.no_tune_allocator, compile=a.compile, slot_dim=a.slot_dim)
     if a.json:
+        from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info
 
         options = {k: v for k, v in vars(a).items() if k != "json"}
         options["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
-        print(json.dumps({"benchmark": "train-step", **r, "machine": machine_info(a.device),
+        print(json.dumps({"benchmark": "train-step", **r, **provenance(bench_command("train-step", argv), a.device),
+                          "machine": machine_info(a.device),
                           "options": options}, indent=1))
         return 0
     mem = "peak CUDA memory allocated" if a.device.startswith("cuda") else "peak RSS"
@@ -224,16 +226,19 @@ def mode_kwargs(name: str) -> dict[str, Any]:
     return table[name]
 
 
-def _main_modes(a: argparse.Namespace) -> int:
+def _main_modes(a: argparse.Namespace, argv: list[str] | None = None) -> int:
     modes = {m: mode_kwargs(m) for m in a.modes.split(",") if m}
     res = compare_modes(modes, rounds=a.steps, warmup=a.warmup, threads=a.threads,
                         tune_allocator=not a.no_tune_allocator, model=a.model, likelihood=a.likelihood,
                         image_size=a.image_size, num_slots=a.num_slots, batch_size=a.batch_size, device=a.device,
                         channels_last=a.channels_last, slot_dim=a.slot_dim)
     if a.json:
+        from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info
 
-        print(json.dumps({"benchmark": "train-step-modes", **res, "machine": machine_info(a.device),
+        prov = provenance(bench_command("train-step", argv), a.device)
+        print(json.dumps({"benchmark": "train-step-modes", **res, **prov,
+                          "machine": machine_info(a.device),
                           "options": {k: v for k, v in vars(a).items() if k != "json"}}, indent=1))
         return 0
     first = next(iter(res["median_s"]))
