@@ -403,6 +403,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="registered torch-fidelity feature extractor for FID (default: %(default)s)")
     p.add_argument("--inception-weights", help="path of weights-inception-2015-12-05-6726825d.pth "
                                                "(default: $SRI_INCEPTION_WEIGHTS or the torch hub cache)")
+    p.add_argument("--no-download-weights", action="store_true",
+                   help="never download the Inception weights (as $SRI_OFFLINE=1; for cluster nodes)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a Python module first (e.g. one that registers a feature extractor)")
     p.add_argument("--fid-cache", help="folder for cached real-image FID statistics "
@@ -433,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     """`sri evaluate CHECKPOINT --metrics ...`: print the results and write them as JSON."""
     args = _parser().parse_args(argv)
     from sri.checkpoint import load_model
+    from sri.metrics.fid import OFFLINE_ENV
+
+    if args.no_download_weights:
+        os.environ[OFFLINE_ENV] = "1"
 
     for mod in args.imports:
         importlib.import_module(mod)

@@ -10,7 +10,14 @@ def _isolated_caches(tmp_path_factory):
     # subprocesses (experiment scripts, `sri evaluate`) inherit the environment
     old = os.environ.get("SRI_FID_CACHE")
     os.environ["SRI_FID_CACHE"] = str(tmp_path_factory.mktemp("fid_cache"))
+    # no test downloads the 100 MB Inception weights (test_fid_download serves its own file)
+    offline = os.environ.get("SRI_OFFLINE")
+    os.environ["SRI_OFFLINE"] = "1"
     yield
+    if offline is None:
+        os.environ.pop("SRI_OFFLINE", None)
+    else:
+        os.environ["SRI_OFFLINE"] = offline
     if old is None:
         os.environ.pop("SRI_FID_CACHE", None)
     else:

@@ -34,12 +34,19 @@ INCEPTION_NAME = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                          + INCEPTION_WEIGHTS_FILE)
+# The first 8 hex digits of the file's SHA-256, as its name carries them (torch hub's convention,
+# which torch-fidelity follows). The full SHA-256 could not be computed where this was written (no
+# network there); set INCEPTION_WEIGHTS_SHA256 to it to check every byte.
+INCEPTION_WEIGHTS_SHA256_PREFIX = "6726825d"
+INCEPTION_WEIGHTS_SHA256: str | None = None
 WEIGHTS_ENV = "SRI_INCEPTION_WEIGHTS"
 CACHE_ENV = "SRI_FID_CACHE"
+# set to 1 (e.g. on cluster nodes) to forbid any download; the run then says what to copy where
+OFFLINE_ENV = "SRI_OFFLINE"
 
 
 class InceptionWeightsMissing(FileNotFoundError):
-    """The Inception weights file for FID is not on this machine (they cannot be downloaded here)."""
+    """The Inception weights file for FID is not on this machine and could not be downloaded."""
 
 
 @dataclass
@@ -142,8 +149,55 @@ def default_inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
 
 
-def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
-    """Inception weights: `path`, else $SRI_INCEPTION_WEIGHTS, else torch-fidelity's cache file."""
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_inception_weights(dest: str | os.PathLike | None = None, *, url: str = INCEPTION_WEIGHTS_URL,
+                               sha256: str | None = INCEPTION_WEIGHTS_SHA256,
+                               sha256_prefix: str | None = INCEPTION_WEIGHTS_SHA256_PREFIX,
+                               progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download the Inception weights to `dest` (default: torch hub's cache) with a progress bar,
+    check the SHA-256 (the full hash when pinned, else the pinned prefix), move the file into place
+    atomically. InceptionWeightsMissing says what failed: no network, or a hash mismatch (the file
+    is then deleted)."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    dest = Path(dest) if dest is not None else default_inception_weights_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as out:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
+                      disable=not progress, file=sys.stderr) as bar:
+                for chunk in iter(lambda: r.read(1 << 20), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise InceptionWeightsMissing(f"downloading {url} failed (no network? {type(e).__name__}: {e})") from None
+    got = _sha256(tmp)
+    ok = got == sha256 if sha256 else (got.startswith(sha256_prefix) if sha256_prefix else True)
+    if not ok:
+        tmp.unlink(missing_ok=True)
+        want = sha256 or f"{sha256_prefix}..."
+        raise InceptionWeightsMissing(f"downloaded {url} but its SHA-256 is {got}, not {want}: hash mismatch "
+                                      f"(a wrong or tampered file); it was deleted")
+    os.replace(tmp, dest)
+    return dest
+
+
+def resolve_inception_weights(path: str | os.PathLike | None = None, *, download: bool | None = None) -> Path:
+    """Inception weights: `path`, else $SRI_INCEPTION_WEIGHTS, else torch-fidelity's cache file,
+    downloaded there on first use unless `download` is False or $SRI_OFFLINE=1."""
     if path is not None:
         source = "the given path"
     elif os.environ.get(WEIGHTS_ENV):
@@ -153,9 +207,19 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
     path = Path(path).expanduser()
     if path.is_file():
         return path
+    if download is None:
+        download = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
+    why = f"downloads are off ({OFFLINE_ENV}=1 or --no-download-weights)"
+    if download and source == "torch-fidelity's cache location":
+        try:
+            return download_inception_weights(path)
+        except InceptionWeightsMissing as e:
+            why = str(e)
+    elif download:
+        why = f"a path was given ({source}), so nothing was downloaded"
     raise InceptionWeightsMissing(
-        f"Inception weights for FID not found at {path} ({source}). They cannot be downloaded on this "
-        f"machine: fetch {INCEPTION_WEIGHTS_URL} elsewhere and put the file {INCEPTION_WEIGHTS_FILE} at "
+        f"Inception weights for FID not found at {path} ({source}); {why}. Fetch "
+        f"{INCEPTION_WEIGHTS_URL} on a machine with a network and put the file {INCEPTION_WEIGHTS_FILE} at "
         f"{default_inception_weights_path()}, or pass it as `sri evaluate --inception-weights PATH`, "
         f"`with inception_weights=PATH` to the table scripts in experiments/, or set {WEIGHTS_ENV}=PATH. "
         f"To test the FID pipeline without them, register a small feature extractor and pass "
