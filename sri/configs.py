@@ -194,6 +194,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "init_checkpoint": None,      # start a fresh run from these weights (+ GECO state), e.g. the demo's
 }
 
+# Upper bounds that keep a typo from allocating tens of GB before anything fails (the paper's largest:
+# K = 9, 96x96); raise them here for a deliberate larger run.
+MAX_SLOTS = 64
+MAX_IMAGE_SIZE = 512
+
 # Presets layered on top of the paper values.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -398,12 +403,12 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     mo.setdefault("image_size", cfg["image_size"])
     mo.setdefault("num_slots", cfg["num_slots"])
     k, size = mo["num_slots"], mo["image_size"]
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"number of slots K must be an integer >= 1, got {k!r} "
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_SLOTS:
+        raise ConfigError(f"number of slots K must be an integer from 1 to {MAX_SLOTS}, got {k!r} "
                           f"(set num_slots=..., e.g. 7 for CLEVR6/Objects Room, 9 for ShapeStacks)")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 16 or size % 16:
-        raise ConfigError(f"image size must be a positive multiple of 16 (the decoder upsamples "
-                          f"4 times by 2 from size/16), got {size!r}; e.g. image_size=64")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16 or size % 16 or size > MAX_IMAGE_SIZE:
+        raise ConfigError(f"image size must be a multiple of 16 from 16 to {MAX_IMAGE_SIZE} (the decoder "
+                          f"upsamples 4 times by 2 from size/16), got {size!r}; e.g. image_size=64")
     for key in ("steps", "batch_size"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")

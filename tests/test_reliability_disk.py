@@ -57,3 +57,24 @@ def test_a_run_that_diverges_fails_instead_of_completing(tmp_path, one_thread):
     with pytest.raises(TrainingDiverged, match="non-finite loss"):
         Trainer(cfg, logger).fit()
     assert logger.scalars["nonfinite_steps"][-1][1] > 0  # logged, so reports can flag it
+
+
+def test_a_report_write_that_fails_keeps_the_previous_file(tmp_path):
+    """Issue 27: a full disk left 0-byte table3.csv / figure4_*.png over good ones."""
+    from sri.atomicio import atomic_open, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "table3.md", "good\n")
+    with pytest.raises(OSError):
+        with atomic_open(path, "w") as f:
+            f.write("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert path.read_text() == "good\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table3.md"]
+
+
+def test_report_files_on_a_full_disk_stay_whole(tiny_tmpfs):
+    from sri.atomicio import atomic_write_text
+
+    path = atomic_write_text(tiny_tmpfs / "table3.md", "good\n")
+    with pytest.raises(OSError):
+        atomic_write_text(path, "x" * 400_000)  # more than the 256 KiB file system holds
+    assert path.read_text() == "good\n" and [p.name for p in tiny_tmpfs.iterdir()] == ["table3.md"]

@@ -95,6 +95,7 @@ def iter_records(path: str | os.PathLike, *, compressed: bool | None = None, ski
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
+    size = os.path.getsize(path)
     with open(path, "rb") as fh:
         if compressed is None:
             compressed = fh.read(2) == b"\x1f\x8b"
@@ -119,6 +120,9 @@ def iter_records(path: str | os.PathLike, *, compressed: bool | None = None, ski
             if masked_crc32c(head[:8]) != len_crc:
                 raise DataError(f"{path}: CRC mismatch in the length header of record {index} "
                                 "(corrupt file; re-download it)")
+            if stream is None and length > size - fh.tell():  # a damaged header would ask for terabytes
+                raise DataError(f"{path}: record {index} declares {length} bytes but only "
+                                f"{size - fh.tell()} remain in the file (corrupt or truncated file; re-download it)")
             body = stream.read(length + 4) if stream is not None else fh.read(length + 4)
             if len(body) < length + 4:
                 raise DataError(f"{path}: truncated record {index} (expected {length + 4} bytes, "

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from sri.atomicio import atomic_write_text
+
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = render_checks(checks, show_missing=not args.hide_missing)
         print(text)
         out = Path(args.out)
-        (out / "check_paper.md").write_text(text)
+        atomic_write_text(out / "check_paper.md", text)
         write_checks(checks, out / "check_paper.csv")
         return exit_status(checks, strict=args.strict)
     if args.command == "figures":

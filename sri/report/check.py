@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from sri.atomicio import atomic_open
 from sri.report.paper import METRICS, PAPER_DATASETS, TABLES, PaperValue, load_paper_results
 from sri.report.tables import Results, _fmt
 
@@ -179,7 +180,7 @@ def write_checks(checks: Sequence[Check], path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = ["kind", "table", "what", "dataset", "metric", "ours", "paper", "status", "detail"]
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
         for c in checks:

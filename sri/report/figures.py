@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from sri.atomicio import atomic_target
 from sri.names import is_safe_name
 from sri.report.paper import DATASET_LABELS, NON_AUTOREGRESSIVE, ORDERED_POSTERIOR, TABLES
 from sri.viz import colour_masks, slot_colours, to_hwc  # one palette for every figure
@@ -60,9 +61,11 @@ def add_slot_legend(fig: Any, k: int) -> None:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    _plt().close(fig)
+    try:
+        with atomic_target(path) as tmp:  # a full disk keeps the previous figure, never a 0-byte PNG
+            fig.savefig(tmp, dpi=100, metadata={"Software": None})
+    finally:
+        _plt().close(fig)
     return path
 
 

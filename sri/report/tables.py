@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from sri.atomicio import atomic_open, atomic_write_text
 from sri.report.paper import (
     DATASET_LABELS,
     EVAL_METRICS,
@@ -319,7 +320,7 @@ def table_lines(number: int, results: Results,
 def write_csv(path: Path, lines: list[dict[str, Any]]) -> Path:
     """Write table lines as CSV (floats with full precision, empty for missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for line in lines:
@@ -403,7 +404,7 @@ def write_tables(results: Results, out_dir: str | os.PathLike = "tables",
     for number in tables:
         written.append(write_csv(out / f"table{number}.csv", table_lines(number, results, paper)))
         md = out / f"table{number}.md"
-        md.write_text(render_markdown(number, results, paper))
+        atomic_write_text(md, render_markdown(number, results, paper))
         written.append(md)
     return written
 

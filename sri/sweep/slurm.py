@@ -42,6 +42,18 @@ class SlurmOptions:
     signal_delay_s: int = 120  # USR2 this long before the time limit: time for a checkpoint
     extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options
 
+    def __post_init__(self) -> None:
+        # each value becomes one `#SBATCH --key=value` line: a line break would add lines (commands) to the script
+        for key in ("partition", "time", "account", "mem"):
+            v = getattr(self, key)
+            if v is not None and not re.fullmatch(r"[A-Za-z0-9_.,:@%+=/-]+", str(v)):
+                raise ConfigError(f"--{key.replace('_', '-')} {v!r} may hold only letters, digits and "
+                                  f"_ . , : @ % + = / - (no spaces or line breaks: it is written into the "
+                                  f"sbatch script)")
+        for k, v in self.extra.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", str(k)) or "\n" in str(v) or "\r" in str(v):
+                raise ConfigError(f"sbatch option {k!r}={v!r}: no line breaks, and a plain option name")
+
     @property
     def gpus_per_node(self) -> int:
         """GPUs on each of the job's nodes (`gpus_per_job` spread evenly)."""

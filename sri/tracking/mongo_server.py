@@ -265,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--binary", default=None, help="server executable (default: auto-detect)")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: --host {args.host} lets other machines reach this server, which has no "
+              f"authentication: anyone who can connect can read and change every run. Bind to "
+              f"127.0.0.1 and tunnel (ssh -L) instead, or run a real MongoDB with users.", file=sys.stderr)
 
     server = LocalMongoServer(args.dir, port=args.port, host=args.host, binary=args.binary,
                               startup_timeout=args.startup_timeout)
