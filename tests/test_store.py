@@ -148,3 +148,16 @@ def test_checkpoint_path_resolution(tmp_path, monkeypatch):
     assert r2.checkpoint_path() == ckpt and r3.checkpoint_path() is None
     monkeypatch.chdir(tmp_path / "proj")
     assert load_runs(store)[0].checkpoint_path() == Path("runs/checkpoints/final.pt")
+
+
+def test_one_damaged_run_is_skipped_with_a_warning_naming_it(tmp_path):
+    """Issue 27: one truncated run.json (or a 0-byte metrics.json after a full disk) stopped every report."""
+    store = tmp_path / "runs"
+    write_run(store, 1, table=3, row="d", dataset="blocks", seed=0, metrics={"s_acc": 0.5})
+    bad = write_run(store, 2, table=3, row="d", dataset="blocks", seed=1, metrics={"s_acc": 0.6})
+    (bad / "run.json").write_text('{"status": "COMPL')
+    empty = write_run(store, 3, table=3, row="d", dataset="blocks", seed=2, metrics={"s_acc": 0.7})
+    (empty / "metrics.json").write_text("")
+    with pytest.warns(UserWarning, match=r"skipping run .*2 of store"):
+        runs = load_runs(store)
+    assert [r.id for r in runs] == [1]

@@ -5,6 +5,8 @@ import datetime as _dt
 import json
 import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -207,6 +209,26 @@ def _run_id(name: str) -> Any:
     return int(name) if name.isdigit() else name
 
 
+def _read_file_run(run_dir: Path, store: Path) -> RunRecord:
+    """One run folder of a Sacred file store; RuntimeError naming the file when it is damaged."""
+    run = _read_json(run_dir / "run.json", {})
+    metrics_raw = _read_json(run_dir / "metrics.json", {})
+    metrics = {name: _series(entry, f"{run_dir / 'metrics.json'} [{name}]")
+               for name, entry in metrics_raw.items() if isinstance(entry, dict)}
+    return RunRecord(
+        id=_run_id(run_dir.name),
+        experiment=str((run.get("experiment") or {}).get("name", "")),
+        status=str(run.get("status", "UNKNOWN")),
+        config=_read_json(run_dir / "config.json", {}),
+        info=_read_json(run_dir / "info.json", {}),
+        metrics=metrics,
+        start_time=_parse_time(run.get("start_time")),
+        stop_time=_parse_time(run.get("stop_time")),
+        result=run.get("result"),
+        source=str(store),
+    )
+
+
 def _load_file_store(path: Path | None) -> list[RunRecord]:
     assert path is not None
     if not path.exists():
@@ -220,22 +242,12 @@ def _load_file_store(path: Path | None) -> list[RunRecord]:
         run_json = run_dir / "run.json"
         if not run_dir.is_dir() or not run_json.is_file() or run_dir.name.startswith("_"):
             continue
-        run = _read_json(run_json, {})
-        metrics_raw = _read_json(run_dir / "metrics.json", {})
-        metrics = {name: _series(entry, f"{run_dir / 'metrics.json'} [{name}]")
-                   for name, entry in metrics_raw.items() if isinstance(entry, dict)}
-        records.append(RunRecord(
-            id=_run_id(run_dir.name),
-            experiment=str((run.get("experiment") or {}).get("name", "")),
-            status=str(run.get("status", "UNKNOWN")),
-            config=_read_json(run_dir / "config.json", {}),
-            info=_read_json(run_dir / "info.json", {}),
-            metrics=metrics,
-            start_time=_parse_time(run.get("start_time")),
-            stop_time=_parse_time(run.get("stop_time")),
-            result=run.get("result"),
-            source=str(path),
-        ))
+        try:  # one damaged run (a crash, a full disk) must not hide every other run of the store
+            records.append(_read_file_run(run_dir, path))
+        except (RuntimeError, AttributeError, TypeError) as e:
+            msg = f"skipping run {run_dir} of store {path}: {e}"
+            warnings.warn(msg)
+            print(f"[sri] WARNING: {msg}", file=sys.stderr)
     records.sort(key=_id_key)
     return records
 
