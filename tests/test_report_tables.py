@@ -234,3 +234,14 @@ def test_csv_keeps_every_logged_metric(tmp_path):
     assert {l["metric"] for l in t4 if l["dataset"] == "blocks"} == {"fid", "ari_fg"}
     md4 = (tmp_path / "t" / "table4.md").read_text()
     assert "Blocks (synthetic) FID" in md4 and "Blocks (synthetic) ARI" not in md4
+
+
+def test_runs_with_non_finite_steps_are_flagged_in_the_tables(tmp_path):
+    """Issue 27: a run with 50 of 60 non-finite steps showed as a plain '60 steps'."""
+    from sri.report.tables import render_markdown
+
+    write_run(tmp_path, 1, table=3, row="d", dataset="blocks", seed=0, metrics={"s_acc": 0.5},
+              info={"nonfinite_steps": 7})
+    write_run(tmp_path, 2, table=3, row="d", dataset="blocks", seed=1, metrics={"s_acc": 0.6})
+    text = render_markdown(3, collect_results(load_runs(tmp_path), order="off"), {})
+    assert "**7 non-finite steps**" in text and text.count("non-finite steps") == 1

@@ -44,6 +44,7 @@ class Cell:
     run_ids: list[Any] = field(default_factory=list)
     presets: list[str] = field(default_factory=list)
     steps: list[int | None] = field(default_factory=list)
+    nonfinite: list[int] = field(default_factory=list)  # non-finite training steps of each run (flagged)
 
     @property
     def n(self) -> int:
@@ -223,9 +224,10 @@ def long_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = 
         for metric, value in metrics.items():
             records.append({"table": table, "row": row, "dataset": dataset, "metric": metric,
                             "value": value, "seed": seed, "run_id": run.id,
-                            "preset": run_preset(run), "steps": run_steps(run)})
+                            "preset": run_preset(run), "steps": run_steps(run),
+                            "nonfinite": int(run.info.get("nonfinite_steps") or 0)})
     frame = pd.DataFrame(records, columns=["table", "row", "dataset", "metric", "value", "seed",
-                                           "run_id", "preset", "steps"])
+                                           "run_id", "preset", "steps", "nonfinite"])
     return frame[frame["value"].map(lambda v: math.isfinite(v))] if len(frame) else frame
 
 
@@ -236,7 +238,7 @@ def summarize(long: Any) -> Any:
     return long.groupby(keys, sort=False, dropna=False).agg(
         mean=("value", "mean"), std=("value", lambda v: float(v.std(ddof=0))), n=("value", "size"),
         values=("value", list), seeds=("seed", list), run_ids=("run_id", list),
-        presets=("preset", list), steps=("steps", list)).reset_index()
+        presets=("preset", list), steps=("steps", list), nonfinite=("nonfinite", list)).reset_index()
 
 
 def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str = "auto",
@@ -253,7 +255,8 @@ def collect_results(runs: Iterable[Any], *, latest_only: bool = True, order: str
         results[(int(g.table), g.row, g.dataset, g.metric)] = Cell(
             int(g.table), g.row, g.dataset, g.metric, values=list(g.values), seeds=list(g.seeds),
             run_ids=list(g.run_ids), presets=list(g.presets),
-            steps=[None if s is None or s != s else int(s) for s in g.steps])
+            steps=[None if s is None or s != s else int(s) for s in g.steps],
+            nonfinite=[int(n) for n in g.nonfinite])
     return results
 
 
@@ -350,9 +353,11 @@ def _runs_used(number: int, results: Results) -> list[str]:
     lines = []
     for (row, dataset), cell in sorted(first.items(), key=lambda kv: (_rows(number, results).index(kv[0][0]),
                                                                         kv[0][1])):
-        runs = sorted(zip(cell.seeds, cell.presets, cell.steps, cell.run_ids), key=lambda r: str(r[0]))
+        bad = cell.nonfinite or [0] * len(cell.seeds)
+        runs = sorted(zip(cell.seeds, cell.presets, cell.steps, cell.run_ids, bad), key=lambda r: str(r[0]))
         parts = [f"seed {seed}: preset {preset}, {steps if steps is not None else '?'} steps (run {rid})"
-                 for seed, preset, steps, rid in runs]
+                 + (f" **{n} non-finite steps**" if n else "")
+                 for seed, preset, steps, rid, n in runs]
         lines.append(f"- `{row}` on {DATASET_LABELS.get(dataset, dataset)}: " + "; ".join(parts))
     return lines
 
