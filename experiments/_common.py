@@ -238,7 +238,12 @@ def make_experiment(table: int, script_globals: dict[str, Any] | None = None) ->
         config = check_config(plain(_config))
         if _config.get("sweep") is not None:
             _run.info["sweep"] = _config["sweep"]
-        return train(config, logger=SacredRunLogger(_run), trust_checkpoint=TRUST_CHECKPOINT)
+        from sri.tracking.file_observer import raise_if_store_failed
+
+        result = train(config, logger=SacredRunLogger(_run), trust_checkpoint=TRUST_CHECKPOINT)
+        _run._emit_heartbeat()  # write the last metrics now, so that a failed write fails this run
+        raise_if_store_failed(_run.observers)
+        return result
 
     return ex
 

@@ -148,7 +148,7 @@ def test_paper_hyperparameters():
     (["with", "row=x"], "unknown row 'x' for table 3"),
     (["with", "smoke", "dataset=mnist"], "unknown dataset 'mnist'"),
     (["with", "smoke", "stpes=3"], "unknown config option(s) ['stpes']"),
-    (["with", "smoke", "num_slots=0"], "K must be an integer >= 1"),
+    (["with", "smoke", "num_slots=0"], "K must be an integer from 1 to"),
     (["with", "smoke", "image_size=40"], "multiple of 16"),
     (["with", "smoke", "inception_weights=/nowhere/w.pth"], "Inception weights for FID not found at /nowhere/w.pth"),
 ])

@@ -78,3 +78,41 @@ def test_report_files_on_a_full_disk_stay_whole(tiny_tmpfs):
     with pytest.raises(OSError):
         atomic_write_text(path, "x" * 400_000)  # more than the 256 KiB file system holds
     assert path.read_text() == "good\n" and [p.name for p in tiny_tmpfs.iterdir()] == ["table3.md"]
+
+
+def test_a_full_run_store_keeps_the_metrics_and_fails_the_run(tiny_tmpfs):
+    """Issue 27: Sacred's file observer left metrics.json at 0 bytes on a full disk and the run COMPLETED."""
+    import json
+
+    from sacred import Experiment
+
+    from sri.tracking.file_observer import RunStoreWriteError, SafeFileStorageObserver, raise_if_store_failed
+
+    ex = Experiment("full_disk", save_git_info=False)
+    obs = SafeFileStorageObserver(str(tiny_tmpfs / "runs"))
+    ex.observers.append(obs)
+
+    @ex.main
+    def main(_run):
+        for step in range(5):
+            _run.log_scalar("loss", float(step), step)
+        _run._emit_heartbeat()  # written while there is room
+        with open(tiny_tmpfs / "filler", "wb", buffering=0) as f:  # now the disk fills up (a real ENOSPC)
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            except OSError:
+                pass
+        for step in range(5, 400):
+            _run.log_scalar("loss", float(step), step)
+        _run._emit_heartbeat()
+        raise_if_store_failed(_run.observers)
+
+    run = ex._create_run()
+    with pytest.raises(RunStoreWriteError, match="disk full"):
+        run()
+    metrics = json.loads((tiny_tmpfs / "runs" / "1" / "metrics.json").read_text())
+    assert metrics["loss"]["steps"][:5] == [0, 1, 2, 3, 4]  # what was logged before the disk filled survives
+    assert obs.write_error is not None and str(tiny_tmpfs / "runs") in str(obs.write_error)
+    assert not list((tiny_tmpfs / "runs" / "1").glob(".*.tmp*"))

@@ -135,7 +135,7 @@ def test_attach_observers_env_url_and_fallback(tmp_path, server, monkeypatch):
     ex3 = Experiment("t3")
     with pytest.warns(UserWarning, match="file store"):
         attach_observers(ex3, mongo_url="127.0.0.1:9:db", file_dir=str(tmp_path / "runs"))
-    assert [type(o).__name__ for o in ex3.observers] == ["FileStorageObserver"]
+    assert [type(o).__name__ for o in ex3.observers] == ["SafeFileStorageObserver"]
     # only rank 0 observes
     ex4 = Experiment("t4")
     assert attach_observers(ex4, mongo_url=server.url + "/x", rank=1) == [] and not ex4.observers

@@ -242,7 +242,7 @@ def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.P
     authentication failure always raises MongoAuthError (never a silent fallback).
     The Mongo observer is always attached first (Omniboard needs its integer run ids).
     """
-    from sacred.observers import FileStorageObserver
+    from sri.tracking.file_observer import SafeFileStorageObserver
 
     rank = int(os.environ.get("RANK", "0")) if rank is None else rank
     if rank != 0:
@@ -269,17 +269,24 @@ def attach_observers(ex: Any, mongo_url: str | None = None, file_dir: str | os.P
             attached.append(obs)
             return attached
     if file_dir is not None:
-        obs = FileStorageObserver(str(file_dir))
+        obs = SafeFileStorageObserver(str(file_dir))
         ex.observers.append(obs)
         attached.append(obs)
     return attached
 
 
 def SacredRunLogger(run: Any) -> Any:
-    """The trainer's logger protocol on top of a Sacred `_run` (log_scalar, info, artifacts)."""
+    """The trainer's logger protocol on top of a Sacred `_run` (log_scalar, info, artifacts); it stops
+    the run (RunStoreWriteError) as soon as an observer could not write the run store."""
+    from sri.tracking.file_observer import raise_if_store_failed
     from sri.train.loggers import RunLogger
 
-    return RunLogger(run)
+    class _Checked(RunLogger):
+        def log_scalar(self, name: str, value: float, step: int) -> None:
+            raise_if_store_failed(getattr(self.run, "observers", []))
+            super().log_scalar(name, value, step)
+
+    return _Checked(run)
 
 
 def configure_capture(ex: Any) -> None:
