@@ -1,4 +1,4 @@
-"""The `sri` console command: `sri data …`, `sri evaluate …`, `sri bench …`, `sri sweep …`."""
+"""The `sri` console command: `sri data …`, `sri evaluate …`, `sri bench …`, `sri sweep …`, `sri runs …`."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +10,7 @@ commands:
   evaluate   evaluate a checkpoint: FID, ARI-FG, -ELBO (bpd), S-Acc (`sri evaluate --help`)
   bench      benchmarks (`sri bench --help`, same as `python -m sri.bench`)
   sweep      every run of a paper table, locally or on SLURM; `sri sweep status` (`sri sweep --help`)
+  runs       `sri runs replay-unsent`: send metrics buffered while MongoDB was down (`sri runs --help`)
 """
 
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.bench import main as run
     elif cmd == "sweep":
         from sri.sweep.cli import main as run
+    elif cmd == "runs":
+        from sri.tracking.replay import main as run
     else:
         print(f"sri: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2

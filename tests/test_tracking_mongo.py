@@ -139,3 +139,36 @@ def test_attach_observers_env_url_and_fallback(tmp_path, server, monkeypatch):
     # only rank 0 observes
     ex4 = Experiment("t4")
     assert attach_observers(ex4, mongo_url=server.url + "/x", rank=1) == [] and not ex4.observers
+
+
+@needs_server
+def test_metrics_and_run_document_left_unsent_are_replayed_once(tmp_path):
+    """Issue 27: MongoDB gone for good mid-run left the run RUNNING and its metrics in mongo_unsent/."""
+    from sri.tracking.replay import main as replay_main
+    from sri.tracking.replay import replay_unsent
+
+    srv = LocalMongoServer(tmp_path / "mongo").start()
+    port = srv.port
+    try:
+        obs = make_mongo_observer(srv.host_port_db("gone"), fallback_dir=tmp_path / "unsent", timeout_ms=500)
+        obs.final_attempts = 1
+        _start_run(obs)
+        obs.log_metrics(_points(1), {})
+        srv.stop()
+        obs.log_metrics(_points(2), {})
+        obs.completed_event(datetime.datetime.utcnow(), None)  # still down: a JSON file and a pickled run doc
+        assert (tmp_path / "unsent" / "1" / "metrics.json").is_file()
+        assert list((tmp_path / "unsent").glob("sacred_mongo_fail_1_*.pickle"))
+        srv = LocalMongoServer(tmp_path / "mongo", port=port).start()
+        db = pymongo.MongoClient(srv.url, serverSelectionTimeoutMS=5000)["gone"]
+        assert db.runs.find_one({"_id": 1})["status"] == "RUNNING"
+        assert replay_main(["replay-unsent", "--store", srv.host_port_db("gone"), "--dir",
+                            str(tmp_path / "unsent")]) == 0
+        m = db.metrics.find_one({"run_id": 1, "name": "loss"})
+        assert m["steps"] == [1, 2]
+        assert db.runs.find_one({"_id": 1})["status"] == "COMPLETED"
+        again = replay_unsent(srv.host_port_db("gone"), tmp_path / "unsent")
+        assert again["runs"] == [] and db.metrics.find_one({"run_id": 1, "name": "loss"})["steps"] == [1, 2]
+    finally:
+        if srv.running:
+            srv.stop()
