@@ -142,10 +142,14 @@ TRUST_CHECKPOINT = False
 def is_user_error(e: BaseException) -> bool:
     """Bad input or an unusable run folder: reported in one line, without a traceback."""
     from sri.checkpoint import CheckpointError, RunDirLocked, RunDirNotWritable
+    from sri.data.errors import DataError
     from sri.metrics.fid import InceptionWeightsMissing
+    from sri.tracking.file_observer import RunStoreWriteError
+    from sri.train.trainer import TrainingDiverged
 
     return isinstance(e, (C.ConfigError, NotImplementedError, RunDirLocked, RunDirNotWritable,
-                          CheckpointError, InceptionWeightsMissing))
+                          CheckpointError, InceptionWeightsMissing, DataError, RunStoreWriteError,
+                          TrainingDiverged))
 
 
 class TableExperiment(Experiment):

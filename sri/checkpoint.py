@@ -213,7 +213,9 @@ def write_error_reason(e: OSError) -> str:
 
     reasons = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system",
                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-               errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a path component is a file"}
+               errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a path component is a file",
+               errno.ELOOP: "a symbolic-link loop in the path",
+               errno.EEXIST: "a file (or a broken or looping symbolic link) is in the way of the folder"}
     return reasons.get(e.errno, e.strerror or str(e))
 
 
@@ -226,6 +228,9 @@ def check_writable(folder: str | os.PathLike, need_bytes: int = 0, what: str = "
 
     folder = Path(folder)
     try:
+        if folder.exists() and not folder.is_dir():
+            raise RunDirNotWritable(f"cannot write {what} to {folder}: it is a file, not a folder; "
+                                    f"remove it or choose another run_dir=...")
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
         try:

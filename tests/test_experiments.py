@@ -217,3 +217,16 @@ def test_torchrun_two_processes_record_one_run(tmp_path):
     run = read_file_run(tmp_path / "runs")
     assert run["info"]["world_size"] == 2 and run["metrics"]["loss"]["steps"] == [1, 2]
     assert not (tmp_path / "runs" / "2").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["with", "smoke", "dataset=shapestacks", "data_root=/nowhere"], "no finished shapestacks cache"),
+    (["with", "smoke", "run_dir=RUN_FILE"], "it is a file, not a folder"),
+])
+def test_data_and_run_folder_errors_are_one_line(tmp_path, args, message):
+    """Issue 27: a missing data_root printed an 8-frame traceback; a run_dir that is a file said only 'File exists'."""
+    (tmp_path / "run_file").write_text("x")
+    args = [a.replace("RUN_FILE", str(tmp_path / "run_file")) for a in args]
+    res = run_script("table3_ablation.py", [*args, "-F", str(tmp_path / "runs")], cwd=tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr[-1500:]
+    assert message in res.stderr and "Traceback" not in res.stderr
