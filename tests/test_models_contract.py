@@ -93,3 +93,17 @@ def test_a_short_run_lowers_the_loss_on_a_tiny_batch(name):
         losses.append(float(loss.detach()))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 0.02 * abs(first), (first, last)
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_every_segregation_module_keeps_the_shared_contract(name):
+    """Issue 25: the contract lives in `SegregationModule`, not in prose and getattr probes."""
+    from sri.models.segregation import SegregationModule
+
+    model = build_model(name, image_size=16, num_slots=3, slot_dim=16)
+    seg = getattr(model, "segregation", model)
+    assert isinstance(seg, SegregationModule)
+    for attr in ("image_size", "num_slots", "latent_dim"):
+        assert hasattr(seg, attr), attr
+    overrides = {m for m in ("reconstruct", "generate") if getattr(type(seg), m) is not getattr(SegregationModule, m)}
+    assert hasattr(seg, "decoder") or overrides == {"reconstruct", "generate"}

@@ -30,9 +30,7 @@ class SlotModel(nn.Module):
 
     def set_training_step(self, step: int) -> None:
         """Tell the segregation module the training step (EMORL's refinement curriculum), if it has one."""
-        setter = getattr(self.segregation, "set_training_step", None)
-        if setter is not None:
-            setter(step)
+        self.segregation.set_training_step(step)
 
     def _check_input(self, x: Tensor) -> None:
         S = self.image_size

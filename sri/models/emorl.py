@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.models.blocks import SpatialBroadcastDecoder
-from sri.models.segregation import Segregation
+from sri.models.segregation import Segregation, SegregationModule
 from sri.objectives import image_nll, kl_normal, kl_std_normal, softplus_std
 
 __all__ = ["border_distances", "EmorlDecoder", "RefinementNetwork", "EmorlSegregation",
@@ -91,7 +91,7 @@ def _mlp(din: int, dout: int, act: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(nn.Linear(din, _HIDDEN), act(), nn.Linear(_HIDDEN, dout))
 
 
-class EmorlSegregation(nn.Module):
+class EmorlSegregation(SegregationModule):
     """EfficientMORL's HVAE encoder, hierarchical prior, refinement and decoder (one segregation module).
 
     `encode` returns the refined top-layer posterior (`mu`, `std`, `z`), its whole KL in `kl`
@@ -276,6 +276,4 @@ class EmorlSegregation(nn.Module):
         """The decoding of the final posterior sample (computed in `encode`)."""
         return seg.context["rgb"], seg.context["log_masks"]
 
-    def generate(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Decode top-layer samples z `[B, K, D]` (deterministic)."""
-        return self.decoder.decode_slots(z)
+

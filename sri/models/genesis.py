@@ -6,7 +6,7 @@ parallel to mask logits a_k and masks come from stick breaking, m_k = s_(k-1) si
 the remaining scope as the K-th mask; a MONet-style component VAE encodes [x, log m_k] to z^c_k
 and a broadcast decoder (ELU) draws its RGB; the likelihood is the mixture over slots with these
 (encoder) masks; p(z^c_k | z^m_k) is an MLP 64 -> 256 -> 256 -> 2 * 16; KLs are Monte-Carlo
-estimates. The autoregressive prior over z^m is `sri.models.priors.GenesisPrior`, attached by the
+estimates. The autoregressive prior over z^m is `sri.models.genesis_prior.GenesisPrior`, attached by the
 slot-VAE assembly. Our choices where the paper's text leaves them open are marked "(our choice)".
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sri.models.blocks import SpatialBroadcastDecoder
-from sri.models.segregation import Segregation
+from sri.models.segregation import Segregation, SegregationModule
 from sri.objectives import normal_log_prob
 
 __all__ = ["GatedConv", "SpatialBroadcastDecoder", "stick_breaking", "GenesisSegregation"]
@@ -57,7 +57,7 @@ def stick_breaking(logits: Tensor) -> Tensor:
     return torch.stack(out, 1)
 
 
-class GenesisSegregation(nn.Module):
+class GenesisSegregation(SegregationModule):
     """GENESIS's mask VAE + component VAE; slot latents for the prior are the mask latents z^m."""
 
     def __init__(self, image_size: int, num_slots: int, mask_dim: int = 64, component_dim: int = 16,

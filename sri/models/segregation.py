@@ -18,7 +18,7 @@ from torch import Tensor
 from sri.models.blocks import BroadcastDecoder, ConvGNReLU, InstanceColouringSBP, UNet
 from sri.objectives import mc_kl_normal
 
-__all__ = ["GenesisV2Segregation", "Segregation", "segregation_kl", "segregation_nll"]
+__all__ = ["GenesisV2Segregation", "Segregation", "SegregationModule", "segregation_kl", "segregation_nll"]
 
 
 @dataclass
@@ -58,7 +58,39 @@ def segregation_nll(seg: Segregation, nll: Tensor) -> Tensor:
     return nll if seg.aux_nll is None else nll + seg.aux_nll
 
 
-class GenesisV2Segregation(nn.Module):
+class SegregationModule(nn.Module):
+    """The contract every segregation module keeps (the module docstring): `image_size`, `num_slots`,
+    `latent_dim`, `encode`; `reconstruct` and `generate` decode slot latents with `decoder` unless a
+    module overrides both (GENESIS's has a mask and a component decoder instead of one `decoder`);
+    `make_decoder` gives SRI's second decoder (None: the standard
+    broadcast decoder); `set_training_step` tells a module with a curriculum the step."""
+
+    image_size: int
+    num_slots: int
+    latent_dim: int
+    decoder: nn.Module
+
+    def encode(self, x: Tensor) -> Segregation:
+        """Image `[B, 3, H, W]` -> the posterior pass (`Segregation`)."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor, seg: Segregation) -> tuple[Tensor, Tensor]:
+        """Decode the posterior samples: (rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`)."""
+        return self.decoder.decode_slots(seg.z)
+
+    def generate(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Decode prior samples z `[B, K, D]` (deterministic unless a module overrides it)."""
+        return self.decoder.decode_slots(z)
+
+    def make_decoder(self) -> nn.Module | None:
+        """A new decoder of this module's architecture for SRI's L_SRI (None: the standard one)."""
+        return None
+
+    def set_training_step(self, step: int) -> None:
+        """The training step, for modules with a curriculum (none by default)."""
+
+
+class GenesisV2Segregation(SegregationModule):
     """The independent-slot GENESIS-v2 encoder and its spatial broadcast decoder."""
 
     def __init__(self, image_size: int, num_slots: int, slot_dim: int = 64) -> None:
@@ -96,11 +128,3 @@ class GenesisV2Segregation(nn.Module):
         std = F.softplus(s + 0.5) + 1e-8
         z = mu + std * torch.randn_like(std)
         return Segregation(log_m, mu, std, z)
-
-    def reconstruct(self, x: Tensor, seg: Segregation) -> tuple[Tensor, Tensor]:
-        """Decode the posterior samples: (rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`)."""
-        return self.decoder.decode_slots(seg.z)
-
-    def generate(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Decode prior samples z `[B, K, D]` (deterministic here)."""
-        return self.decoder.decode_slots(z)

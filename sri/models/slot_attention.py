@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sri.models.blocks import BroadcastDecoder
-from sri.models.segregation import Segregation
+from sri.models.segregation import Segregation, SegregationModule
 
 __all__ = ["SlotAttention", "SlotAttentionEncoder", "SlotAttentionSegregation", "position_grid"]
 
@@ -101,7 +101,7 @@ class SlotAttention(nn.Module):
         return slots, log_attn
 
 
-class SlotAttentionSegregation(nn.Module):
+class SlotAttentionSegregation(SegregationModule):
     """SRI-SA*'s segregation module: slot attention from per-slot learned initial distributions."""
 
     def __init__(self, image_size: int, num_slots: int, slot_dim: int = 64, iterations: int = 3) -> None:
@@ -139,11 +139,3 @@ class SlotAttentionSegregation(nn.Module):
         z = mu + std * torch.randn_like(std)
         att_log_masks = log_attn.transpose(1, 2).reshape(B, self.num_slots, 1, H, W)
         return Segregation(att_log_masks, mu, std, z)
-
-    def reconstruct(self, x: Tensor, seg: Segregation) -> tuple[Tensor, Tensor]:
-        """Decode the posterior samples: (rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`)."""
-        return self.decoder.decode_slots(seg.z)
-
-    def generate(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Decode prior samples z `[B, K, D]` (deterministic here)."""
-        return self.decoder.decode_slots(z)

@@ -13,8 +13,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.models.assembly import SlotModel
+from sri.models.genesis_prior import GenesisPrior
 from sri.models.outputs import ModelOutput, SampleOutput
-from sri.models.priors import GenesisPrior
 from sri.models.relate import SceneEncoder
 from sri.models.sampling import sample_output, start_sampling
 from sri.objectives import kl_std_normal, normal_log_prob

@@ -44,9 +44,11 @@ class SRI(SlotModel):
         self.prior = AutoregressivePrior(D, o["scene_dim"], o["scene_variable"])
         self.posterior = AutoregressivePosterior(D, o["scene_dim"], o["scene_variable"])
         # the second decoder has the segregation decoder's architecture (the release's choice)
-        make = getattr(segregation, "make_decoder", None)
-        self.sri_decoder = (None if o["shared_decoder"] else make() if make is not None
-                            else BroadcastDecoder(o["image_size"], D))
+        if o["shared_decoder"]:
+            self.sri_decoder = None
+        else:
+            made = segregation.make_decoder()
+            self.sri_decoder = made if made is not None else BroadcastDecoder(o["image_size"], D)
 
     @property
     def decoder(self) -> nn.Module:
