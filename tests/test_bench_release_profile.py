@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sri.bench import release as release_bench
 from sri.bench.profile import profile_step
-from sri.train import release_bench
 
 # A stand-in with the release's layout and interfaces: its own `sri` package (which clashes with
 # ours), `from sri.utils import ...` inside it, `attrdict`, train.py's loss names and GECO signature.

@@ -121,7 +121,7 @@ def iter_records(path: str | os.PathLike, *, compressed: bool | None = None, ski
                 raise DataError(f"{path}: CRC mismatch in the length header of record {index} "
                                 "(corrupt file; re-download it)")
             if stream is None and length > size - fh.tell():  # a damaged header would ask for terabytes
-                raise DataError(f"{path}: record {index} declares {length} bytes but only "
+                raise DataError(f"{path}: truncated record {index}: it declares {length} bytes but only "
                                 f"{size - fh.tell()} remain in the file (corrupt or truncated file; re-download it)")
             body = stream.read(length + 4) if stream is not None else fh.read(length + 4)
             if len(body) < length + 4:
