@@ -199,10 +199,17 @@ def test_sacred_mongo_observer_end_to_end(server, tmp_path):
 def test_cli_runs_until_interrupted(tmp_path):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # what this pytest process blocks now
+
+    def unblock() -> None:  # a child inherits the signal mask: one that blocks SIGINT never sees Ctrl-C
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "sri.tracking.mongo_server", "--port", str(port),
          "--dir", str(tmp_path / "mongo")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(tmp_path))
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(tmp_path),
+        preexec_fn=unblock)
+    print(f"signals blocked in the test process: {sorted(blocked)}")
     try:
         banner = proc.stdout.readline()
         assert f"mongodb://127.0.0.1:{port}" in banner, banner + proc.stdout.read()
