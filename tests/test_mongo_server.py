@@ -217,7 +217,8 @@ def test_cli_runs_until_interrupted(tmp_path):
         assert client.admin.command("ping")["ok"] == 1.0
         client.close()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        out, _ = proc.communicate(timeout=60)  # drains the pipe: a full pipe would block the child's exit
+        assert proc.returncode == 0, out
     finally:
         if proc.poll() is None:
             proc.kill()
