@@ -196,6 +196,10 @@ def test_sacred_mongo_observer_end_to_end(server, tmp_path):
 
 
 @needs_server
+# In the slow suite for now: in a full `make test` process (and only there) the server did not exit
+# within 60 s of Ctrl-C on 2026-12-06, three runs in a row; alone, with the a-l or the m test files,
+# and in the slow suite's smaller process it passes. Not understood yet (README, "Run the tests").
+@pytest.mark.slow
 def test_cli_runs_until_interrupted(tmp_path):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
