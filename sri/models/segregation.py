@@ -72,7 +72,8 @@ class SegregationModule(nn.Module):
 
     def encode(self, x: Tensor) -> Segregation:
         """Image `[B, 3, H, W]` -> the posterior pass (`Segregation`)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement encode(x) -> Segregation "
+                                  f"(SegregationModule is the contract, not a module)")
 
     def reconstruct(self, x: Tensor, seg: Segregation) -> tuple[Tensor, Tensor]:
         """Decode the posterior samples: (rgb `[B, K, 3, H, W]`, log-masks `[B, K, 1, H, W]`)."""
