@@ -211,6 +211,6 @@ def test_stdlib_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
     first, second = b"".join(record(e) for e in exs[:3]), b"".join(record(e) for e in exs[3:])
     path.write_bytes(gzip.compress(first) + gzip.compress(second))
     fast = [bytes(d) for _, d in iter_records(path)]
-    monkeypatch.setattr(tr, "_zlib", zlib)
+    monkeypatch.setattr(tr, "zlib_backend", zlib)
     slow = [bytes(d) for _, d in tr.iter_records(path)]
     assert fast == slow == exs

@@ -10,7 +10,9 @@ import torch
 from sri.checkpoint import load_checkpoint, load_model
 from sri.configs import ConfigError, experiment_config
 from sri.demo.recipe import export_checkpoint
-from sri.train.trainer import MemoryLogger, list_checkpoints, train
+from sri.train.loggers import MemoryLogger
+from sri.train.rundir import list_checkpoints
+from sri.train.trainer import train
 
 
 def _cfg(run_dir, steps, **kw):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 import sri.configs as C
-from sri.train.trainer import MemoryLogger, list_checkpoints, train
+from sri.train.loggers import MemoryLogger
+from sri.train.rundir import list_checkpoints
+from sri.train.trainer import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_experiments_support import ROOT, read_file_run, run_script  # noqa: E402

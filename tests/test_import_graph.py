@@ -81,3 +81,25 @@ def test_no_import_circles():
     graph = import_graph()
     assert len(graph) > 50 and "sri.configs" in graph["sri.train.trainer"]
     assert cycles(graph) == []
+
+
+def private_imports(root: Path = SRI) -> list[str]:
+    """`file: from sri.x import _name` for every import of another sri module's private name."""
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sri") and not node.level:
+                found += [f"{p.relative_to(root.parent)}: from {node.module} import {a.name}"
+                          for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_the_private_import_checker_finds_one(tmp_path):
+    pkg = tmp_path / "sri"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from sri.b import _hidden, public\nfrom sri.b import __version__\n")
+    assert private_imports(pkg) == ["sri/a.py: from sri.b import _hidden"]
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports() == []

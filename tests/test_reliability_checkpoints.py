@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from sri.checkpoint import CheckpointUntrusted, RunDirLock, RunDirLocked, load_checkpoint, load_model, save_checkpoint
-from sri.train.trainer import ARCHIVE_DIR, MemoryLogger, list_checkpoints
+from sri.train.loggers import MemoryLogger
+from sri.train.rundir import ARCHIVE_DIR, list_checkpoints
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trainer_standins import StandInTrainer, base_config  # noqa: E402

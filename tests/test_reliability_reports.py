@@ -11,7 +11,7 @@ import pytest
 
 from sri.report.__main__ import main as report_main
 from sri.tracking import load_runs
-from sri.train.trainer import MemoryLogger
+from sri.train.loggers import MemoryLogger
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report_util import write_run  # noqa: E402

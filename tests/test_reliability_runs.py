@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import sri.metrics.fid as fid_module
-from sri.train.trainer import MemoryLogger
+from sri.train.loggers import MemoryLogger
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_experiments_support import ROOT, read_file_run  # noqa: E402

@@ -206,9 +206,9 @@ def fake_child(monkeypatch):
     def use(source: str) -> None:
         monkeypatch.setattr(worker, "run_command",
                             lambda planned, sweep, store, launcher=None: [sys.executable, "-c", source])
-    worker._stop.clear()
+    worker.stop_requested.clear()
     yield use
-    worker._stop.clear()
+    worker.stop_requested.clear()
 
 
 def _claimed(store: Path):

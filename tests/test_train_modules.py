@@ -32,13 +32,28 @@ NEW_HOMES = {"sri.train.loggers": ["Logger", "NullLogger", "MemoryLogger", "RunL
 
 def test_old_names_still_import_from_the_trainer_and_are_the_new_modules_objects():
     import importlib
+    import warnings
 
-    missing = [n for n in OLD_NAMES if not hasattr(trainer_module, n)]
-    assert not missing
-    for module, names in NEW_HOMES.items():
-        mod = importlib.import_module(module)
-        for name in names:
-            assert getattr(trainer_module, name) is getattr(mod, name), (module, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        missing = [n for n in OLD_NAMES if not hasattr(trainer_module, n)]
+        assert not missing
+        for module, names in NEW_HOMES.items():
+            mod = importlib.import_module(module)
+            for name in names:
+                assert getattr(trainer_module, name) is getattr(mod, name), (module, name)
+
+
+def test_the_trainer_exports_only_what_it_defines_and_moved_names_warn():
+    import pytest
+
+    assert sorted(trainer_module.__all__) == ["Trainer", "TrainingDiverged", "TrainingInterrupted", "train"]
+    for name in trainer_module.__all__:
+        assert getattr(trainer_module, name).__module__ == "sri.train.trainer"
+    with pytest.warns(DeprecationWarning, match="import SLOT_PALETTE from sri.viz"):
+        trainer_module.PALETTE
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        trainer_module.nonexistent
 
 
 def _touch(path):

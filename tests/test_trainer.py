@@ -13,7 +13,11 @@ import torch
 
 from sri.checkpoint import load_checkpoint
 from sri.configs import ConfigError
-from sri.train.trainer import MemoryLogger, StepBatchSampler, list_checkpoints, lr_factor, train, write_sample_grid
+from sri.train.loggers import MemoryLogger
+from sri.train.rundir import list_checkpoints
+from sri.train.schedule import StepBatchSampler, lr_factor
+from sri.train.trainer import train
+from sri.viz import write_sample_grid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trainer_standins import StandInTrainer, base_config  # noqa: E402

@@ -137,7 +137,7 @@ def base_config(run_dir: str, **kw: Any) -> dict[str, Any]:
 
 def _main() -> None:
     """Subprocess entry: `python test_trainer_standins.py MODE RUN_DIR OUT [steps] [batch]`."""
-    from sri.train.trainer import MemoryLogger
+    from sri.train.loggers import MemoryLogger
 
     mode, run_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 6

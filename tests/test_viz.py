@@ -49,7 +49,7 @@ def test_masks_are_coloured_by_their_argmax_slot():
 
 def test_trainer_grid_and_report_figure_colour_each_slot_the_same(tmp_path):
     from sri.report.figures import figure_samples
-    from sri.train.trainer import write_sample_grid
+    from sri.viz import write_sample_grid
 
     k, size = 5, 16
     masks, slots = _one_slot_per_sample(k, size)

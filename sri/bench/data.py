@@ -19,7 +19,7 @@ def write_synthetic_clevr(path: str | os.PathLike, num: int, *, seed: int = 0, u
     records are encoded and cycled. Every `too_many_every`-th record gets 7+ visible objects.
     """
     from sri.data.synthetic import generate
-    from sri.data.tfrecord import _zlib, encode_example, frame_record
+    from sri.data.tfrecord import encode_example, frame_record, zlib_backend
 
     sc = generate("shapes", unique, 320, seed)
     rng = np.random.default_rng(seed)
@@ -39,7 +39,7 @@ def write_synthetic_clevr(path: str | os.PathLike, num: int, *, seed: int = 0, u
         for k in ("size", "material", "shape", "color"):
             feats[k] = rng.integers(0, 4, 11).astype(np.uint8)
         bodies.append(feats)
-    comp = _zlib.compressobj(level, _zlib.DEFLATED, 31)
+    comp = zlib_backend.compressobj(level, zlib_backend.DEFLATED, 31)
     encoded = [frame_record(encode_example(f)) for f in bodies]
     crowded = []
     for f in bodies:

@@ -20,12 +20,12 @@ import crc32c as _crc32c
 import numpy as np
 
 try:  # zlib-ng inflates this data ~5x faster than the stdlib zlib; same API
-    from zlib_ng import zlib_ng as _zlib
+    from zlib_ng import zlib_ng as zlib_backend
 except ImportError:  # pragma: no cover - optional speed-up
     try:
-        from isal import isal_zlib as _zlib
+        from isal import isal_zlib as zlib_backend
     except ImportError:
-        _zlib = zlib
+        zlib_backend = zlib
 
 from sri.data.errors import DataError
 
@@ -45,7 +45,7 @@ class _GzipStream:
 
     def __init__(self, fh: BinaryIO, path: str):
         self.fh, self.path = fh, path
-        self.dec = _zlib.decompressobj(wbits=31)
+        self.dec = zlib_backend.decompressobj(wbits=31)
         self.compressed_read = 0
         self.truncated_gzip = False
 
@@ -60,7 +60,7 @@ class _GzipStream:
         while need > 0:
             if self.dec.eof:  # next gzip member (or the end of the file)
                 rest = self.dec.unused_data or self.dec.unconsumed_tail
-                self.dec = _zlib.decompressobj(wbits=31)
+                self.dec = zlib_backend.decompressobj(wbits=31)
                 data = rest or self._read_input()
                 if not data:
                     break
@@ -70,7 +70,7 @@ class _GzipStream:
                 data = self._read_input()
             try:
                 out = self.dec.decompress(data, need)
-            except (zlib.error, _zlib.error) as e:
+            except (zlib.error, zlib_backend.error) as e:
                 raise DataError(f"{self.path}: corrupt gzip data ({e}); re-download the file") from e
             if not data and not out:
                 self.truncated_gzip = not self.dec.eof

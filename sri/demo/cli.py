@@ -229,10 +229,10 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
     import torch
 
     from sri.data import build_dataset
-    from sri.report.figures import _plt, _save, add_slot_legend, montage
+    from sri.report.figures import add_slot_legend, montage, pyplot, save_figure
     from sri.viz import colour_masks, to_hwc
 
-    plt = _plt()
+    plt = pyplot()
     panels, k_max = [], 1
     for row, label in ROWS:
         if row not in models:
@@ -261,7 +261,7 @@ def demo_figure(models: dict[str, Any], steps: dict[str, int], path: Path, *, se
     if recipe:
         fig.suptitle(recipe, fontsize=8)
     add_slot_legend(fig, k_max)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def load_models(runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:

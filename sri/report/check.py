@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from sri.atomicio import atomic_open
 from sri.report.paper import METRICS, PAPER_DATASETS, TABLES, PaperValue, load_paper_results
-from sri.report.tables import Results, _fmt
+from sri.report.tables import Results, format_value
 
 PASS, FAIL, MISSING, NO_PAPER = "pass", "fail", "missing", "no paper value"
 
@@ -92,17 +92,17 @@ def check_values(results: Results, paper: dict[tuple[int, str, str, str], PaperV
             continue
         cell, pv = results.get(key), paper.get(key)
         label = TABLES[table].paper_row(row)
-        ours = (f"{_fmt(metric, cell.mean)} ± {_fmt(metric, cell.std)} (n={cell.n}; "
+        ours = (f"{format_value(metric, cell.mean)} ± {format_value(metric, cell.std)} (n={cell.n}; "
                 f"{provenance(cell)})" if cell else "")
         if pv is None:
             checks.append(Check("value", table, label, dataset, metric, ours, "", NO_PAPER))
             continue
         width = band(pv, rel_tol)
-        std_text = f" ± {_fmt(metric, pv.std)}" if pv.std is not None else ""
-        paper_text = f"{_fmt(metric, pv.mean)}{std_text}"
+        std_text = f" ± {format_value(metric, pv.std)}" if pv.std is not None else ""
+        paper_text = f"{format_value(metric, pv.mean)}{std_text}"
         lo, hi = pv.mean - width, pv.mean + width
         rule = "2 std" if pv.std else f"{rel_tol:.0%}"
-        detail = f"band [{_fmt(metric, lo)}, {_fmt(metric, hi)}] ({rule})"
+        detail = f"band [{format_value(metric, lo)}, {format_value(metric, hi)}] ({rule})"
         if cell is None:
             checks.append(Check("value", table, label, dataset, metric, "", paper_text, MISSING, detail))
             continue
@@ -139,7 +139,7 @@ def check_claims(results: Results, paper: dict[tuple[int, str, str, str], PaperV
 
             ours = [group_value(results, g, lambda c: c.mean) for g in claim.chain]
             theirs = [group_value(paper, g, lambda p: p.mean) for g in claim.chain]
-            show = lambda vals: " | ".join("?" if v is None else _fmt(claim.metric, v) for v in vals)
+            show = lambda vals: " | ".join("?" if v is None else format_value(claim.metric, v) for v in vals)
             if any(v is None for v in ours):
                 status = MISSING
             else:

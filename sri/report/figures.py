@@ -28,7 +28,8 @@ SRI_PREFERENCE = ((2, "sri_mog"), (4, "sri"), (1, "sri"), (2, "sri_g"), (3, "d")
 GAP = 2  # pixels between tiles
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend selected."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,12 +61,13 @@ def add_slot_legend(fig: Any, k: int) -> None:
                title="slot", handlelength=1.2, columnspacing=0.8, fontsize=8, title_fontsize=8)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write `fig` to `path` atomically, close it and return the path."""
     try:
         with atomic_target(path) as tmp:  # a full disk keeps the previous figure, never a 0-byte PNG
             fig.savefig(tmp, dpi=100, metadata={"Software": None})
     finally:
-        _plt().close(fig)
+        pyplot().close(fig)
     return path
 
 
@@ -97,7 +99,7 @@ def figure_samples(panels: Sequence[tuple[str, Any]], path: Path, *, title: str 
                    show_masks: bool = True, layout: str = "rows") -> Path:
     """Generic sample figure: each panel `(label, SampleOutput)` shows images (and slot-coloured
     masks) of its samples; panels stacked vertically ("rows") or side by side ("columns")."""
-    plt = _plt()
+    plt = pyplot()
     tiles = []
     k_max = 1
     for label, out in panels:
@@ -126,7 +128,7 @@ def figure_samples(panels: Sequence[tuple[str, Any]], path: Path, *, title: str 
         fig.suptitle(_wrap(title, fig.get_size_inches()[0]), fontsize=10)
     if show_masks:
         add_slot_legend(fig, k_max)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _scale(tile_px: int) -> float:
@@ -195,7 +197,7 @@ def figure15(model: torch.nn.Module, images: torch.Tensor, path: Path, *, seed: 
     columns = [("input", to_hwc(x)), ("recon.", to_hwc(out.recon)),
                ("recon. masks", colour_masks(out.masks)), ("imagined", to_hwc(imag.images)),
                ("imag. masks", colour_masks(imag.masks))]
-    plt = _plt()
+    plt = pyplot()
     tiles = [_column(c) for _, c in columns]
     scale = max(_scale(x.shape[-1]), 1.1 / x.shape[-1])
     h, w = tiles[0].shape[:2]
@@ -209,7 +211,7 @@ def figure15(model: torch.nn.Module, images: torch.Tensor, path: Path, *, seed: 
     fig.suptitle(_wrap(title or "Reconstruction vs imagination (Figure 15 style)",
                        fig.get_size_inches()[0]), fontsize=10)
     add_slot_legend(fig, max(out.masks.shape[1], imag.masks.shape[1]))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _column(tiles: np.ndarray, gap: int = GAP) -> np.ndarray:
@@ -248,7 +250,7 @@ class FigureRun:
 def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
     """Latest completed run (of `preset`; "all": any) per (table, row, dataset, seed) whose
     checkpoint exists."""
-    from sri.report.tables import ALL_PRESETS, _recency, run_key, run_preset
+    from sri.report.tables import ALL_PRESETS, run_key, run_preset, run_recency
 
     chosen: dict[tuple, Any] = {}
     for run in runs:
@@ -261,7 +263,7 @@ def figure_runs(runs: Iterable[Any], preset: str = "all") -> list[FigureRun]:
             continue
         if preset != ALL_PRESETS and run_preset(run) != preset:
             continue
-        if key not in chosen or _recency(run) > _recency(chosen[key]):
+        if key not in chosen or run_recency(run) > run_recency(chosen[key]):
             chosen[key] = run
     out = []
     for key, run in sorted(chosen.items(), key=lambda kv: tuple(str(x) for x in kv[0])):

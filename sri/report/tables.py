@@ -129,7 +129,8 @@ def select_runs(runs: Iterable[Any], *, latest_only: bool = True,
     return [by_id[str(i)] for i in chosen["id"]]
 
 
-def _recency(run: Any) -> tuple:
+def run_recency(run: Any) -> tuple:
+    """Sort key of a run: later start (then larger id) = more recent."""
     import datetime as dt
 
     start = run.start_time or dt.datetime.min
@@ -288,7 +289,8 @@ def _columns(number: int, results: Results, every_metric: bool = False) -> list[
     return cols
 
 
-def _fmt(metric: str, value: float | None) -> str:
+def format_value(metric: str, value: float | None) -> str:
+    """`value` as a table cell in `metric`'s display format; empty for None/NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return METRICS[metric].fmt.format(value) if metric in METRICS else f"{value:.4g}"
@@ -336,9 +338,9 @@ def write_csv(path: Path, lines: list[dict[str, Any]]) -> Path:
 def _mean_std(metric: str, mean: float | None, std: float | None, n: int | None = None) -> str:
     if mean is None:
         return "–"
-    text = _fmt(metric, mean)
+    text = format_value(metric, mean)
     if std is not None:
-        text += f" ± {_fmt(metric, std)}"
+        text += f" ± {format_value(metric, std)}"
     if n is not None:
         text += f" (n={n})"
     return text

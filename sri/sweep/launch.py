@@ -96,9 +96,9 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
     total = len(chosen)
 
     def one(i: int, p: PlannedRun, token: str) -> None:
-        from sri.sweep.worker import _stop
+        from sri.sweep.worker import stop_requested
 
-        if _stop.is_set():  # stopping: leave it claimed-but-dead, the next sweep takes it over
+        if stop_requested.is_set():  # stopping: leave it claimed-but-dead, the next sweep takes it over
             outcomes[p.name] = "not started"
             return
         log = log_file(store, sweep, p, runs_dir) if jobs > 1 else None
@@ -111,11 +111,11 @@ def launch_local(chosen: Sequence[tuple[PlannedRun, str]], store: StoreSpec, swe
     import signal
     import threading
 
-    from sri.sweep.worker import _stop, forward_stop
+    from sri.sweep.worker import forward_stop, stop_requested
 
     # SIGTERM (a local scheduler, `kill`): the runs checkpoint and the sweep ends; started again,
     # it resumes them. Runs not started yet are not started any more.
-    _stop.clear()
+    stop_requested.clear()
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, forward_stop) if main else None
     try:

@@ -25,7 +25,7 @@ from sri.tracking.store import StoreSpec, resolve_store
 
 STOP_WAIT_S = 600  # how long a stop request waits for the child's checkpoint
 _children: dict[int, subprocess.Popen] = {}  # child pid -> process, for request_stop
-_stop = threading.Event()
+stop_requested = threading.Event()  # set once a stop was asked for: no new runs start
 
 
 def torchrun_prefix(gpus_per_node: int, nodes: int = 1, node_rank: int = 0,
@@ -69,7 +69,7 @@ def _ignore_usr2() -> None:  # runs in the child before exec; an ignored signal 
 def forward_stop(*_: Any) -> None:
     """Ask every child of this process to checkpoint and stop (SIGTERM); do not wait. Usable as
     a signal handler."""
-    _stop.set()
+    stop_requested.set()
     for proc in list(_children.values()):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -135,11 +135,11 @@ def execute(planned: PlannedRun, sweep: str, store: str | StoreSpec, token: str,
         rc = run_child(cmd, run_env(spec, runs_dir), log)
         if rc == 0:
             outcome = "completed"
-        elif _stop.is_set() or latest_status(spec, planned.key) == "INTERRUPTED":
+        elif stop_requested.is_set() or latest_status(spec, planned.key) == "INTERRUPTED":
             outcome = "interrupted"
         return outcome
     except BaseException:  # a stop request (the job's signal handler exits from here)
-        outcome = "interrupted" if _stop.is_set() else "failed"
+        outcome = "interrupted" if stop_requested.is_set() else "failed"
         raise
     finally:
         if log is not None:

@@ -35,11 +35,9 @@ from sri.checkpoint import (
     write_error_reason,
 )
 from sri.configs import DATASETS, ConfigError, default_run_dir, validate_config
-from sri.evaluate import evaluate_run, feature_extractor_name, final_evaluation
+from sri.evaluate import evaluate_run, final_evaluation
 from sri.models.registry import CONTINUABLE_OPTIONS
 from sri.train.distributed import (
-    _DDP,
-    _allreduce_update,
     any_rank,
     barrier,
     gather_rng,
@@ -49,12 +47,9 @@ from sri.train.distributed import (
     world_info,
     wrap_ddp,
 )
-from sri.train.loggers import Logger, MemoryLogger, NullLogger, RunLogger, as_logger
+from sri.train.loggers import Logger, NullLogger, as_logger
 from sri.train.rng import rng_state, seed_everything, set_rng_state
 from sri.train.rundir import (
-    ARCHIVE_DIR,
-    CKPT_RE,
-    SAMPLES_RE,
     archive_previous_run,
     checkpoint_name,
     list_checkpoints,
@@ -66,22 +61,46 @@ from sri.train.runtime import (
     install_stop_handlers,
     resolve_device,
     restore_handlers,
-    threading_is_main,
     tune_cpu_allocator,
 )
 from sri.train.schedule import GoalSchedule, StepBatchSampler, lr_factor
 from sri.train.step import unwrap_model
-from sri.viz import SLOT_PALETTE as PALETTE
-from sri.viz import mask_colors, write_sample_grid
+from sri.viz import write_sample_grid
 
-# names that lived here before the split, kept importable from sri.train.trainer
-__all__ = ["ARCHIVE_DIR", "CKPT_RE", "PALETTE", "SAMPLES_RE", "Logger", "MemoryLogger", "NullLogger",
-           "RunLogger", "StepBatchSampler", "Trainer", "TrainingInterrupted", "_DDP",
-           "_allreduce_update", "_unwrap", "as_logger", "feature_extractor_name", "list_checkpoints",
-           "lr_factor", "mask_colors", "resolve_device", "rng_state", "seed_everything",
-           "set_rng_state", "threading_is_main", "train", "write_sample_grid"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "train"]
 
-_unwrap = unwrap_model
+# names that lived here before the trainer was split into modules: still importable from here (with a
+# DeprecationWarning naming the module that owns them), so that old notebooks keep working
+MOVED = {
+    "ARCHIVE_DIR": "sri.train.rundir", "CKPT_RE": "sri.train.rundir", "SAMPLES_RE": "sri.train.rundir",
+    "list_checkpoints": "sri.train.rundir",
+    "Logger": "sri.train.loggers", "MemoryLogger": "sri.train.loggers", "NullLogger": "sri.train.loggers",
+    "RunLogger": "sri.train.loggers", "as_logger": "sri.train.loggers",
+    "StepBatchSampler": "sri.train.schedule", "lr_factor": "sri.train.schedule",
+    "rng_state": "sri.train.rng", "seed_everything": "sri.train.rng", "set_rng_state": "sri.train.rng",
+    "resolve_device": "sri.train.runtime", "threading_is_main": "sri.train.runtime",
+    "tune_cpu_allocator": "sri.train.runtime",
+    "feature_extractor_name": "sri.evaluate", "mask_colors": "sri.viz", "write_sample_grid": "sri.viz",
+    "PALETTE": "sri.viz:SLOT_PALETTE", "_unwrap": "sri.train.step:unwrap_model",
+    "_DDP": "sri.train.distributed", "_allreduce_update": "sri.train.distributed",
+    "CheckpointCorrupt": "sri.checkpoint", "RunDirLock": "sri.checkpoint", "RunDirNotWritable": "sri.checkpoint",
+    "check_writable": "sri.checkpoint", "load_checkpoint": "sri.checkpoint", "save_checkpoint": "sri.checkpoint",
+    "write_error_reason": "sri.checkpoint",
+    "ConfigError": "sri.configs", "DATASETS": "sri.configs", "default_run_dir": "sri.configs",
+    "validate_config": "sri.configs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name that moved out of this module: its owner's object, with a DeprecationWarning."""
+    if name not in MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = MOVED[name].partition(":")
+    warnings.warn(f"sri.train.trainer.{name} moved: import {attr or name} from {module}",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attr or name)
 
 
 class TrainingDiverged(RuntimeError):
