@@ -10,7 +10,8 @@ commands:
   evaluate   evaluate a checkpoint: FID, ARI-FG, -ELBO (bpd), S-Acc (`sri evaluate --help`)
   bench      benchmarks (`sri bench --help`, same as `python -m sri.bench`)
   sweep      every run of a paper table, locally or on SLURM; `sri sweep status` (`sri sweep --help`)
-  runs       `sri runs replay-unsent`: send metrics buffered while MongoDB was down (`sri runs --help`)
+  runs       `sri runs replay-unsent` (metrics buffered while MongoDB was down), `sri runs import`
+             (a file store's runs into MongoDB for Omniboard) (`sri runs --help`)
 """
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     elif cmd == "sweep":
         from sri.sweep.cli import main as run
     elif cmd == "runs":
-        from sri.tracking.replay import main as run
+        from sri.tracking.runs_cli import main as run
     else:
         print(f"sri: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -29,6 +29,22 @@ def _text(dom: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
 
 
+def _log_file_store_run(store: Path) -> None:
+    """One finished run in a Sacred file store, as `make demo` writes them."""
+    from sacred import Experiment
+
+    from sri.tracking.file_observer import SafeFileStorageObserver
+
+    ex = Experiment("demo_file_store_run", save_git_info=False)
+    ex.observers.append(SafeFileStorageObserver(str(store)))
+
+    @ex.main
+    def main(_run):
+        _run.log_scalar("ari_fg", 0.6875, 1)
+
+    ex.run(options={"--loglevel": "ERROR"})
+
+
 def _log_minimal_run(url: str, db: str) -> None:
     from sacred import Experiment
     from sacred.observers import MongoObserver
@@ -72,6 +88,11 @@ def test_omniboard_shows_run_and_metrics(tmp_path, skip_or_fail):
 
     with mongo_server.LocalMongoServer() as server:
         _log_minimal_run(server.url, "sri")
+        _log_file_store_run(tmp_path / "demo_store")  # make omniboard imports make demo's file store
+        from sri.report.omniboard import import_for_omniboard
+        from sri.tracking.store import resolve_store
+
+        import_for_omniboard(str(tmp_path / "demo_store"), resolve_store(f"{server.url}/sri"))
         added = register_metric_columns(server.url + "/sri", "sri", ["fid", "ari_fg", "loss"])
         assert added == ["fid", "ari_fg", "loss"]
         assert register_metric_columns(server.url + "/sri", "sri", ["fid"]) == []  # idempotent
@@ -93,3 +114,4 @@ def test_omniboard_shows_run_and_metrics(tmp_path, skip_or_fail):
     row = text[text.index("table3_ablation"):]
     assert "123.25" in row and "0.8125" in row and " 7 " in row + " "
     assert " 17 " in row + " " and " blocks " in row
+    assert "demo_file_store_run" in text and "0.6875" in text[text.index("demo_file_store_run"):]

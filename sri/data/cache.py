@@ -2,7 +2,7 @@
 
 Layout of a finished cache directory (format version 1)::
 
-    DIR/meta.json                      dataset, image_size, counts, source, format_version, ...
+    DIR/meta.json                      dataset, image_size, counts, source, format_version, checksums, ...
     DIR/COMPLETE                       written last, atomically: readers ignore a cache without it
     DIR/{train,val,test}/images.npy    uint8 [N, H, W, 3]
     DIR/{train,val,test}/masks.npy     uint8 [N, H, W]  (0 = background, 1..n objects)
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sri.checksums import file_sha256
 from sri.data.errors import DataError
 
 FORMAT_VERSION = 1
@@ -162,6 +163,9 @@ class CacheWriter:
             "source": source,
             "params": self.params,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            # SHA-256 of every array file, so that a copied cache can be checked (`sri data verify --hash`)
+            "checksums": {f"{split}/{f}.npy": file_sha256(self.out / split / f"{f}.npy")
+                          for split in SPLITS for f in _FIELDS},
             **(extra or {}),
         }
         atomic_write_text(self.out / "meta.json", json.dumps(meta, indent=1))

@@ -1,4 +1,4 @@
-"""`sri data {convert,download,synth,info}`: make and inspect dataset caches."""
+"""`sri data {convert,download,synth,info,verify}`: make, inspect and check dataset caches."""
 from __future__ import annotations
 
 import argparse
@@ -50,7 +50,43 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="print a cache's meta.json")
     i.add_argument("path")
+
+    v = sub.add_parser("verify", help="check that the dataset caches and the FID weights a run needs are "
+                                      "present and whole, and say what is missing (no network needed)")
+    v.add_argument("--root", default=None, help="folder of the converted datasets (default $SRI_DATA, else data)")
+    v.add_argument("--datasets", default=",".join(REAL),
+                   help=f"comma-separated caches to check under ROOT (default {','.join(REAL)})")
+    v.add_argument("--hash", action="store_true",
+                   help="also compare every array file's SHA-256 with the one recorded when the cache was made")
+    v.add_argument("--no-weights", action="store_true", help="do not check the Inception weights (FID)")
     return p
+
+
+def verify_main(args: argparse.Namespace) -> int:
+    """Print one line per checked item and what fixes each problem; 0 when all are present and whole."""
+    import os
+
+    from sri.data.verify import verify
+
+    root = args.root or os.environ.get("SRI_DATA", "data")
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    reports = verify(root, names, hash_files=args.hash, weights=not args.no_weights)
+    for r in reports:
+        detail = ""
+        if r["status"] == "ok" and r.get("counts"):
+            c = r["counts"]
+            detail = (f" ({r['image_size']}x{r['image_size']}; train {c['train']}, val {c['val']}, test "
+                      f"{c['test']}{'; contents hashed' if r.get('hashed') else ''})")
+        print(f"{r['status']:>10}  {r['name']}: {r['path']}{detail}")
+        for problem in r["problems"]:
+            print(f"            {problem}")
+        if r.get("note"):
+            print(f"            note: {r['note']}")
+        if r["status"] != "ok":
+            print(f"            fix: {r['fix']}")
+    bad = [r["name"] for r in reports if r["status"] != "ok"]
+    print(f"{len(reports) - len(bad)} of {len(reports)} ok" + (f"; not ready: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
 
 
 def synth(name: str, out: str | Path, num: int, *, num_val: int | None = None, num_test: int | None = None,
@@ -125,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"sri data: error: {problem}", file=sys.stderr)
         return 2
+    if args.cmd == "verify":
+        return verify_main(args)
     progress = None if not getattr(args, "no_progress", False) else False
     try:
         if args.cmd == "convert":

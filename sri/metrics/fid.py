@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sri.checksums import file_sha256
+
 INCEPTION_NAME = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -149,14 +151,6 @@ def default_inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_inception_weights(dest: str | os.PathLike | None = None, *, url: str = INCEPTION_WEIGHTS_URL,
                                sha256: str | None = INCEPTION_WEIGHTS_SHA256,
                                sha256_prefix: str | None = INCEPTION_WEIGHTS_SHA256_PREFIX,
@@ -184,7 +178,7 @@ def download_inception_weights(dest: str | os.PathLike | None = None, *, url: st
     except (urllib.error.URLError, OSError, ValueError) as e:
         tmp.unlink(missing_ok=True)
         raise InceptionWeightsMissing(f"downloading {url} failed (no network? {type(e).__name__}: {e})") from None
-    got = _sha256(tmp)
+    got = file_sha256(tmp)
     ok = got == sha256 if sha256 else (got.startswith(sha256_prefix) if sha256_prefix else True)
     if not ok:
         tmp.unlink(missing_ok=True)

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mongo-dir", default=".cache/mongo", help="data folder of the local server")
     p.add_argument("--no-metric-columns", action="store_true",
                    help="do not add the evaluation metrics as Omniboard metric columns")
+    p.add_argument("--import", dest="import_stores", action="append", default=None, metavar="DIR",
+                   help="file stores whose finished runs are copied into the database first (repeatable; "
+                        "default: runs/demo, only into the local server; `sri runs import` for another)")
     return parser
 
 
@@ -226,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sri.report.omniboard import main as omniboard_main
 
         return omniboard_main(mongo=args.mongo, port=args.port, prefix=args.prefix,
-                              mongo_dir=args.mongo_dir, metric_columns=not args.no_metric_columns)
+                              mongo_dir=args.mongo_dir, metric_columns=not args.no_metric_columns,
+                              import_stores=args.import_stores)
     return 2
 
 

@@ -21,6 +21,7 @@ DEFAULT_PREFIX = Path(".cache") / "omniboard"
 DEFAULT_PORT = 9000
 LOCAL_DB = "sri"
 LOCAL_MONGO_PORT = 27017
+DEMO_STORE = "runs/demo"  # make demo's file store, shown by make omniboard
 # Omniboard's express app listens on every interface and has no authentication; this preload
 # makes it bind to one host (127.0.0.1 unless OMNIBOARD_HOST says otherwise).
 _BIND_PRELOAD = """\
@@ -155,6 +156,19 @@ class Omniboard:
         self.stop()
 
 
+def import_for_omniboard(store: str, spec: object) -> None:
+    """Copy the finished runs of the file store `store` into the MongoDB `spec`; say what was done."""
+    from sri.tracking.file_import import import_file_store
+
+    res = import_file_store(store, spec)
+    new = len(res["imported"])
+    before = sum(1 for s in res["skipped"] if s["why"] == "imported before")
+    print(f"{new} run(s) of the file store {store} imported ({before} imported before)", file=sys.stderr)
+    for s in res["skipped"]:
+        if s["why"] != "imported before":
+            print(f"  run {s['run']} not imported: {s['why']}", file=sys.stderr)
+
+
 def _answers(host: str, port: int) -> bool:
     import pymongo
     from pymongo.errors import PyMongoError
@@ -175,8 +189,12 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def main(mongo: str | None = None, port: int | None = None,
          prefix: str | os.PathLike = DEFAULT_PREFIX, mongo_dir: str | os.PathLike = ".cache/mongo",
-         metric_columns: bool = True, host: str = "127.0.0.1") -> int:
-    """Run Omniboard in the foreground until Ctrl-C (or SIGTERM); returns the exit status."""
+         metric_columns: bool = True, host: str = "127.0.0.1",
+         import_stores: Sequence[str] | None = None) -> int:
+    """Run Omniboard in the foreground until Ctrl-C (or SIGTERM); returns the exit status.
+
+    `import_stores`: file stores whose finished runs are copied into the database first; None means
+    `runs/demo` (where `make demo` logs) when Omniboard uses the local server, nothing otherwise."""
     from sri.report.paper import EVAL_METRICS
     from sri.tracking.store import StoreSpec, resolve_store
 
@@ -200,6 +218,10 @@ def main(mongo: str | None = None, port: int | None = None,
             print(f"started a local MongoDB-wire server at {server.url} (data in {mongo_dir}); log "
                   f"runs to it with `-m {server.host_port_db(LOCAL_DB)}` or "
                   f"SRI_MONGO_URL={server.url}/{LOCAL_DB}", file=sys.stderr)
+        stores = list(import_stores) if import_stores is not None else (
+            [DEMO_STORE] if target is None and Path(DEMO_STORE).is_dir() else [])
+        for store in stores:
+            import_for_omniboard(store, spec)
         if metric_columns:
             try:
                 added = register_metric_columns(spec.db_url, spec.db, EVAL_METRICS)

@@ -1,4 +1,4 @@
-"""`sri runs replay-unsent`: send what a run could not send while MongoDB was away.
+"""`sri runs replay-unsent` (`sri.tracking.runs_cli`): send what a run could not send while MongoDB was away.
 
 When MongoDB stays unreachable until a run ends, `BufferedMongoObserver` writes the unsent metrics
 to `<runs>/mongo_unsent/<run id>/metrics.json` (and artifacts.json), and Sacred pickles the final
@@ -9,16 +9,14 @@ metrics to the run's metric series, writes the final run document back, and move
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import pickle
 import shutil
-import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["replay_unsent", "main"]
+__all__ = ["replay_unsent"]
 
 _ALLOWED = {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "timedelta"),
             ("collections", "OrderedDict"), ("bson.objectid", "ObjectId"), ("builtins", "set"),
@@ -95,31 +93,3 @@ def replay_unsent(store: str, folder: str | Path = "runs/mongo_unsent") -> dict[
             shutil.move(str(docs[rid][0]), str(sent_dir / docs[rid][0].name))
         report.append(entry)
     return {"runs": report}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`sri runs replay-unsent --store URL [--dir runs/mongo_unsent]`."""
-    from sri.credentials import redact
-
-    p = argparse.ArgumentParser(prog="sri runs", description="Runs in a MongoDB store.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("replay-unsent", help="send metrics and run documents buffered while MongoDB was down")
-    r.add_argument("--store", default=None, help="mongodb://host:port/db or host:port:db (default $SRI_MONGO_URL)")
-    r.add_argument("--dir", default="runs/mongo_unsent",
-                   help="the folder the runs wrote to (default runs/mongo_unsent; $SRI_RUNS_DIR/mongo_unsent)")
-    a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        res = replay_unsent(a.store, a.dir)
-    except (ValueError, ConnectionError, pickle.UnpicklingError) as e:
-        print(f"error: {redact(str(e))}", file=sys.stderr)
-        return 2
-    except Exception as e:  # pymongo's errors: the server is still away
-        print(f"error: MongoDB did not take the runs ({type(e).__name__}: {redact(str(e))}); "
-              f"nothing was moved, try again once it is reachable", file=sys.stderr)
-        return 2
-    if not res["runs"]:
-        print(res.get("note", "nothing to send"))
-    for e in res["runs"]:
-        print(f"run {e['run_id']}: {e['metrics']} metric series ({e['points']} points) sent"
-              + (f", run document written back (status {e.get('status')})" if e["run_document"] else ""))
-    return 0
