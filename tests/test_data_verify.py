@@ -81,3 +81,17 @@ def test_the_command_exit_status_and_fix_lines(cache, capsys):
     out = capsys.readouterr().out
     assert "missing  clevr6" in out and "fix: sri data convert --dataset clevr6" in out
     assert "not ready: clevr6" in out
+
+
+def test_training_reads_of_a_damaged_cache_name_the_file(cache):
+    from sri.data.cache import CacheDataset
+    from sri.data.errors import DataError
+
+    np.save(cache / "train" / "masks.npy", np.zeros((3, 16, 16), np.uint8))  # fewer scenes than meta.json says
+    ds = CacheDataset(cache, "train", num=2)  # a small num used to read ahead without noticing
+    with pytest.raises(DataError, match=r"masks\.npy holds uint8 \(3, 16, 16\), meta.json promises uint8 \(12, 16, 16\)"):
+        ds[0]
+    assert CacheDataset(cache, "test")[0]["image"].shape == (3, 16, 16)  # the other splits still read
+    (cache / "meta.json").write_text("{broken")
+    with pytest.raises(DataError, match="meta.json is damaged"):
+        CacheDataset(cache, "test")

@@ -34,6 +34,30 @@ SPLITS = ("train", "val", "test")
 _FIELDS = ("images", "masks", "num_objects")
 
 
+# array file -> (dtype, per-scene shape given the image size s), as the layout above says
+ARRAYS: dict[str, tuple[Any, Any]] = {"images": (np.uint8, lambda s: (s, s, 3)),
+                                      "masks": (np.uint8, lambda s: (s, s)),
+                                      "num_objects": (np.uint8, lambda s: ())}
+
+
+def array_problem(path: Path, field: str, n: int, size: int) -> str | None:
+    """Why the array file `path` is not the `field` array of `n` scenes at `size` (None when it is)."""
+    dtype, tail = ARRAYS[field]
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:  # truncated or not a .npy file
+        return f"{path} cannot be read ({e})"
+    want = (n, *tail(size))
+    if arr.shape != want or arr.dtype != dtype:
+        return f"{path} holds {arr.dtype} {tuple(arr.shape)}, meta.json promises {np.dtype(dtype)} {want}"
+    expected = arr.offset + arr.nbytes
+    if path.stat().st_size != expected:
+        return f"{path} has {path.stat().st_size} bytes, {expected} expected"
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` via a temporary file and `os.replace`."""
     tmp = path.with_name(path.name + ".tmp")
@@ -226,19 +250,29 @@ class CacheDataset(Dataset):
             raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
         self.path = Path(path)
         self.split = split
-        self.meta = read_meta(self.path)
-        self.image_size = int(self.meta["image_size"])
+        try:
+            self.meta = read_meta(self.path)
+            self.image_size = int(self.meta["image_size"])
+            total = int(self.meta["counts"][split])
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{self.path / 'meta.json'} is damaged ({type(e).__name__}: {e}); re-create the "
+                            f"cache (check it with `sri data verify`)") from None
         d = self.path / split
         for f in _FIELDS:
             if not (d / f"{f}.npy").is_file():
                 raise DataError(f"{d / f'{f}.npy'} is missing; the cache is damaged: re-create it")
-        total = int(self.meta["counts"][split])
         self.length = total if num is None else min(int(num), total)
         self._arrays: dict[str, np.ndarray] | None = None
 
     def _open(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
             d = self.path / self.split
+            n = int(self.meta["counts"][self.split])
+            for f in _FIELDS:  # a damaged array is named here, not as an IndexError mid-training
+                problem = array_problem(d / f"{f}.npy", f, n, self.image_size)
+                if problem:
+                    raise DataError(f"the cache is damaged: {problem}; re-create it (check it with "
+                                    f"`sri data verify`)")
             self._arrays = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in _FIELDS}
         return self._arrays
 

@@ -12,33 +12,18 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 from sri.checksums import file_sha256
-from sri.data.cache import FORMAT_VERSION, SPLITS, is_complete, make_command_hint, read_meta
+from sri.data.cache import (
+    ARRAYS,
+    FORMAT_VERSION,
+    SPLITS,
+    array_problem,
+    is_complete,
+    make_command_hint,
+    read_meta,
+)
 
 __all__ = ["verify_cache", "verify_inception_weights", "verify"]
-
-# array file -> (dtype, shape after the scene count given the image size s)
-_ARRAYS = {"images": (np.uint8, lambda s: (s, s, 3)), "masks": (np.uint8, lambda s: (s, s)),
-           "num_objects": (np.uint8, lambda s: ())}
-
-
-def _array_problem(path: Path, n: int, size: int, dtype: Any, tail: tuple[int, ...]) -> str | None:
-    if not path.is_file():
-        return f"{path} is missing"
-    try:
-        arr = np.load(path, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as e:  # truncated or not a .npy file
-        return f"{path} cannot be read ({e})"
-    want = (n, *tail)
-    if arr.shape != want or arr.dtype != dtype:
-        return f"{path} holds {arr.dtype} {tuple(arr.shape)}, meta.json promises {np.dtype(dtype)} {want}"
-    expected = arr.offset + arr.nbytes
-    if path.stat().st_size != expected:
-        return f"{path} has {path.stat().st_size} bytes, {expected} expected"
-    return None
-
 
 def verify_cache(path: str | os.PathLike, name: str, *, hash_files: bool = False) -> dict[str, Any]:
     """{"name", "path", "status": ok|missing|incomplete|damaged, "problems", "fix"} of one cache."""
@@ -63,8 +48,8 @@ def verify_cache(path: str | os.PathLike, name: str, *, hash_files: bool = False
     size = int(meta.get("image_size", 0))
     for split in SPLITS:
         n = int(meta.get("counts", {}).get(split, 0))
-        for field, (dtype, tail) in _ARRAYS.items():
-            problem = _array_problem(path / split / f"{field}.npy", n, size, dtype, tail(size))
+        for field in ARRAYS:
+            problem = array_problem(path / split / f"{field}.npy", field, n, size)
             if problem:
                 problems.append(problem)
     sums = meta.get("checksums") or {}
