@@ -174,7 +174,8 @@ def test_compose_credentials_come_from_env_file(compose):
             if "PASSWORD" in key or "mongodb://" in str(value):
                 assert "${" in str(value), f"{name}.{key} has a literal credential"
     url = compose["services"]["trainer"]["environment"]["SRI_MONGO_URL"]
-    assert url == compose["services"]["omniboard"]["command"][1]
+    assert url == compose["services"]["omniboard"]["environment"]["MONGO_URI"]
+    assert "mongodb://" not in " ".join(map(str, compose["services"]["omniboard"].get("command", [])))
 
 
 def test_compose_mongo_url_resolves_with_env_example(compose):

@@ -201,3 +201,26 @@ def test_omniboard_prints_no_password(monkeypatch, capsys):
     cap = capsys.readouterr()
     assert "secret" not in cap.out + cap.err
     assert "Omniboard for mongodb://***@127.0.0.1:1/ (db sri)" in cap.out
+
+
+def test_omniboard_gets_the_url_from_the_environment_not_the_command_line(tmp_path, monkeypatch):
+    import sri.report.omniboard as ob
+
+    prefix = tmp_path / "prefix"
+    (prefix / "node_modules" / "omniboard" / "dist").mkdir(parents=True)
+    (prefix / "node_modules" / "omniboard" / "dist" / "start.js").write_text("// stand-in")
+    monkeypatch.setattr(ob.shutil, "which", lambda name: "/usr/bin/node")
+    monkeypatch.setenv("OMNIBOARD_CONFIG", "/elsewhere.json")
+    seen = {}
+
+    def fake_popen(cmd, env=None, **kw):
+        seen["cmd"], seen["env"] = cmd, env
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ob.subprocess, "Popen", fake_popen)
+    board = ob.Omniboard(SECRET_URL, prefix=prefix, install=False, log=tmp_path / "log")
+    assert "secret" not in " ".join(board.command())
+    with pytest.raises(RuntimeError, match="stop here"):
+        board.start()
+    assert "secret" not in " ".join(seen["cmd"])
+    assert seen["env"]["MONGO_URI"] == SECRET_URL and "OMNIBOARD_CONFIG" not in seen["env"]

@@ -104,7 +104,8 @@ class Omniboard:
         return f"http://{self.host}:{self.port}/"
 
     def command(self) -> list[str]:
-        """The node command line (binds to `host` through a preload script)."""
+        """The node command line (binds to `host` through a preload script); the database URL is passed
+        in the environment by `start`."""
         entry = install_omniboard(self.prefix) if self.install else omniboard_entry(self.prefix)
         if entry is None:
             raise FileNotFoundError(f"Omniboard is not installed under {self.prefix}: run `npm install "
@@ -115,12 +116,15 @@ class Omniboard:
         node = shutil.which("node")
         if node is None:
             raise FileNotFoundError("node (Node.js) is not on PATH; Debian: apt-get install -y nodejs")
-        return [node, "--require", str(preload.resolve()), str(entry.resolve()), "--mu", self.db_url]
+        # the database URL (password included) goes in the environment (MONGO_URI, which Omniboard reads
+        # when no -m/--mu is given), never on the command line that `ps` shows every user
+        return [node, "--require", str(preload.resolve()), str(entry.resolve())]
 
     def start(self) -> "Omniboard":
         """Start Omniboard and wait until its API answers (RuntimeError with the log otherwise)."""
         cmd = self.command()
-        env = dict(os.environ, PORT=str(self.port), OMNIBOARD_HOST=self.host)
+        env = dict(os.environ, PORT=str(self.port), OMNIBOARD_HOST=self.host, MONGO_URI=self.db_url)
+        env.pop("OMNIBOARD_CONFIG", None)  # a config file would take precedence over MONGO_URI
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
