@@ -266,6 +266,44 @@ def test_child_ignores_usr2(tmp_path):
     assert proc.wait(10) == 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's prctl")
+def test_a_run_gets_sigterm_when_its_sweep_process_is_killed_with_9(tmp_path):
+    """`kill -9` of `sri sweep` used to leave its run training unseen; now the run is told to stop."""
+    marker, pidfile = tmp_path / "got_sigterm", tmp_path / "child.pid"
+    child = (f"import os, signal, time, pathlib; pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()));"
+             f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text('x'), os._exit(0)));"
+             f"time.sleep(60)")
+    parent = (f"import sys; from sri.sweep import worker; "
+              f"worker.run_child([sys.executable, '-c', {child!r}], dict(__import__('os').environ), None)")
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the child installs its handler
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the orphaned run never got SIGTERM"
+
+
+def test_a_claim_whose_sweep_died_stays_held_while_its_run_still_runs():
+    from sri.sweep.launch import holder_alive
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        claim = {**new_claim("k", sweep="x", name="n", launcher="local"), "pid": dead.pid, "state": "running"}
+        assert not holder_alive(claim, None)
+        assert holder_alive({**claim, "child_pid": alive.pid}, None)
+        assert not holder_alive({**claim, "child_pid": dead.pid}, None)
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 # -- skip rule, status and CLI ---------------------------------------------------------------------
 def _stored(store: Path, run_id: int, planned, status: str, **kw) -> None:
     write_run(store, run_id, table=3, row=planned.row, dataset=planned.dataset, seed=planned.seed,

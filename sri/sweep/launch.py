@@ -39,7 +39,7 @@ def pid_alive(pid: Any) -> bool:
 
 def holder_alive(claim: dict[str, Any], slurm: dict[str, str] | None) -> bool:
     """Whether the claim's holder may still run it: its SLURM job is queued or running, or its
-    local process exists. Unknown (another host, no squeue) counts as alive."""
+    local process (or the run it started) exists. Unknown (another host, no squeue) counts as alive."""
     import socket
 
     if claim.get("state") in ("completed", "failed"):
@@ -47,7 +47,8 @@ def holder_alive(claim: dict[str, Any], slurm: dict[str, str] | None) -> bool:
     if claim.get("launcher") == "slurm" and claim.get("job_id"):
         return True if slurm is None else str(claim["job_id"]) in slurm
     if claim.get("host") == socket.gethostname():
-        return pid_alive(claim.get("pid"))
+        child = claim.get("child_pid")
+        return pid_alive(claim.get("pid")) or (child is not None and pid_alive(child))
     return True
 
 

@@ -19,8 +19,10 @@ def _state(claim: dict[str, Any] | None, latest: Any, slurm: dict[str, str] | No
             return "running" if slurm[job] in ("RUNNING", "COMPLETING") else "queued"
         if holder_alive(claim, slurm):
             return "running" if claim.get("state") == "running" else "queued"
-        # stopped at a checkpoint and not requeued: the next `sri sweep` resumes it
-        return "interrupted" if claim.get("state") == "interrupted" else "failed"
+        # stopped at a checkpoint and not requeued: the next `sri sweep` resumes it (also when the
+        # sweep process died and its run stopped on the SIGTERM that followed: the store says so)
+        stopped = latest is not None and latest["status"] == "INTERRUPTED"
+        return "interrupted" if claim.get("state") == "interrupted" or stopped else "failed"
     if latest is not None:
         return "running" if latest["status"] in ("RUNNING", "QUEUED") else "failed"
     return "not submitted"

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from sri.credentials import redact
 from sri.names import check_name
@@ -62,8 +62,24 @@ def run_env(store: StoreSpec, runs_dir: str | os.PathLike | None) -> dict[str, s
     return env
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def _ignore_usr2() -> None:  # runs in the child before exec; an ignored signal stays ignored
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def _child_setup() -> None:
+    """In the child before exec: ignore USR2 and, on Linux, get SIGTERM when the sweep process dies
+    (even by `kill -9`), so that an orphaned run checkpoints and stops instead of training unseen."""
+    _ignore_usr2()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+            pass
 
 
 def forward_stop(*_: Any) -> None:
@@ -95,11 +111,15 @@ def latest_status(store: StoreSpec, key: str) -> str | None:
     return None if mine.empty else str(mine["status"].iloc[-1])
 
 
-def run_child(cmd: list[str], env: dict[str, str], log: IO[str] | None) -> int:
-    """Start the child (USR2 ignored: that signal is for the job's own process) and wait."""
+def run_child(cmd: list[str], env: dict[str, str], log: IO[str] | None,
+              on_start: Callable[[int], Any] | None = None) -> int:
+    """Start the child (USR2 ignored: that signal is for the job's own process; SIGTERM when this
+    process dies) and wait; `on_start(pid)` is called once it runs."""
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
-                            preexec_fn=_ignore_usr2)
+                            preexec_fn=_child_setup)
     _children[proc.pid] = proc
+    if on_start is not None:
+        on_start(proc.pid)
     try:
         while proc.poll() is None:  # polling, so that a signal handler can stop it meanwhile
             time.sleep(0.2)
@@ -132,7 +152,9 @@ def execute(planned: PlannedRun, sweep: str, store: str | StoreSpec, token: str,
         log.flush()
     outcome = "failed"
     try:
-        rc = run_child(cmd, run_env(spec, runs_dir), log)
+        # the child's pid too: a sweep process killed with -9 leaves its claim to a child still running
+        rc = run_child(cmd, run_env(spec, runs_dir), log,
+                       on_start=lambda pid: claims.update(planned.key, token, child_pid=pid))
         if rc == 0:
             outcome = "completed"
         elif stop_requested.is_set() or latest_status(spec, planned.key) == "INTERRUPTED":
