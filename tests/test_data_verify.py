@@ -89,7 +89,8 @@ def test_training_reads_of_a_damaged_cache_name_the_file(cache):
 
     np.save(cache / "train" / "masks.npy", np.zeros((3, 16, 16), np.uint8))  # fewer scenes than meta.json says
     ds = CacheDataset(cache, "train", num=2)  # a small num used to read ahead without noticing
-    with pytest.raises(DataError, match=r"masks\.npy holds uint8 \(3, 16, 16\), meta.json promises uint8 \(12, 16, 16\)"):
+    promise = r"masks\.npy holds uint8 \(3, 16, 16\), meta.json promises uint8 \(12, 16, 16\)"
+    with pytest.raises(DataError, match=promise):
         ds[0]
     assert CacheDataset(cache, "test")[0]["image"].shape == (3, 16, 16)  # the other splits still read
     (cache / "meta.json").write_text("{broken")

@@ -1,11 +1,9 @@
 """`sri runs import`: a Sacred file store's runs copied into a real MongoDB-wire server read back the same."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 

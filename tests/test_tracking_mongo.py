@@ -144,8 +144,8 @@ def test_attach_observers_env_url_and_fallback(tmp_path, server, monkeypatch):
 @needs_server
 def test_metrics_and_run_document_left_unsent_are_replayed_once(tmp_path):
     """Issue 27: MongoDB gone for good mid-run left the run RUNNING and its metrics in mongo_unsent/."""
-    from sri.tracking.runs_cli import main as replay_main
     from sri.tracking.replay import replay_unsent
+    from sri.tracking.runs_cli import main as replay_main
 
     srv = LocalMongoServer(tmp_path / "mongo").start()
     port = srv.port
