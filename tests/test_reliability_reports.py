@@ -142,7 +142,7 @@ def test_check_paper_with_an_unreachable_url_prints_no_password(tmp_path, monkey
 
     monkeypatch.setenv("SRI_MONGO_URL", SECRET_URL)
     real = store_module._load_mongo
-    monkeypatch.setattr(store_module, "_load_mongo", lambda spec: real(spec, timeout_ms=200))
+    monkeypatch.setattr(store_module, "_load_mongo", lambda spec, **kw: real(spec, timeout_ms=200, **kw))
     code = report_main(["check-paper", "--out", str(tmp_path / "t")])
     cap = capsys.readouterr()
     assert code == 2

@@ -245,3 +245,41 @@ def test_runs_with_non_finite_steps_are_flagged_in_the_tables(tmp_path):
     write_run(tmp_path, 2, table=3, row="d", dataset="blocks", seed=1, metrics={"s_acc": 0.6})
     text = render_markdown(3, collect_results(load_runs(tmp_path), order="off"), {})
     assert "**7 non-finite steps**" in text and text.count("non-finite steps") == 1
+
+
+def test_reports_read_final_values_only_and_get_the_same_tables(tmp_path):
+    """Reports keep one point per metric (memory bounded by the number of runs), with equal results."""
+    _fill(tmp_path / "runs")
+    write_run(tmp_path / "runs", 200, table=3, row="c", dataset="blocks", seed=1,
+              metrics={"fid": [(0, 50.0), (10, 40.0), (10, 41.0), (5, 99.0)], "loss": [(i, 1.0) for i in range(500)]})
+    full = load_runs(tmp_path / "runs")
+    final = load_runs(tmp_path / "runs", final_only=True)
+    assert [r.id for r in full] == [r.id for r in final]
+    for a, b in zip(full, final):
+        assert a.final_metrics() == b.final_metrics()
+        assert all(len(s) == 1 for s in b.metrics.values())
+    (r200,) = [r for r in final if r.id == 200]
+    assert r200.metrics["fid"] == [(10, 41.0)]  # largest step, last logged on ties
+    import sri.tracking as tracking
+
+    built = build_tables(tmp_path / "runs", tmp_path / "final", order="logged")
+    orig = tracking.load_runs
+    try:
+        tracking.load_runs = lambda store, final_only=False: orig(store)  # every point, as before
+        before = build_tables(tmp_path / "runs", tmp_path / "full", order="logged")
+    finally:
+        tracking.load_runs = orig
+    for p_final, p_full in zip(built[1], before[1]):
+        assert p_final.read_text() == p_full.read_text(), p_final.name
+
+
+def test_tables_memory_benchmark_runs_end_to_end(tmp_path):
+    import json
+
+    from sri.bench.tables_memory import main as bench_main
+
+    assert bench_main(["--runs", "8", "--metrics", "6", "--points", "20", "--compare-full-series",
+                       "--out", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["final_only"]["peak_rss_mb"] > 10 and res["full_series"]["peak_rss_mb"] > 10
+    assert res["runs"] == 8 and "commit" in res

@@ -19,6 +19,7 @@ benchmarks:
   time-to-bar  wall-clock minutes from scratch to the demo bar, recipes side by side (sri.bench.time_to_bar)
   judge-check  the S-Acc judge against samples labelled by eye: agreement, per model (sri.bench.judge_check)
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.bench.compare)
+  tables-memory  peak memory and time of `make tables` over many logged runs (sri.bench.tables_memory)
 """
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.bench.judge_check import main as run
     elif name == "compare":
         from sri.bench.compare import main as run
+    elif name == "tables-memory":
+        from sri.bench.tables_memory import main as run
     elif name in ("convert", "loader"):
         from sri.bench.data import main as run
         rest = [name] + rest

@@ -116,7 +116,7 @@ def _no_figures(store: str | None, preset: str) -> int:
     from sri.report.tables import ALL_PRESETS, run_key, run_preset
     from sri.tracking import load_runs
 
-    done = [r for r in load_runs(store) if r.status == "COMPLETED" and run_key(r) is not None
+    done = [r for r in load_runs(store, final_only=True) if r.status == "COMPLETED" and run_key(r) is not None
             and (preset == ALL_PRESETS or run_preset(r) == preset)]
     if not done:
         print(f"warning: no figures written: the store has no completed run of preset {preset}",

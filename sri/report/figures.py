@@ -336,7 +336,7 @@ def make_figures(store: str | os.PathLike | None = None, out_dir: str | os.PathL
 
     out = Path(out_dir)
     wanted = set(only or (4, 6, 12, 13, 15))
-    all_runs = figure_runs(load_runs(store) if runs is None else runs, preset=preset)
+    all_runs = figure_runs(load_runs(store, final_only=True) if runs is None else runs, preset=preset)
     models = _Models(device, trust=trust_checkpoint)
     written: list[Path] = []
     by_dataset: dict[str, list[FigureRun]] = {}

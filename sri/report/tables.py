@@ -428,7 +428,7 @@ def build_tables(store: str | os.PathLike | None = None, out_dir: str | os.PathL
     and of `sweep` when given."""
     from sri.tracking import load_runs
 
-    runs = load_runs(store)
+    runs = load_runs(store, final_only=True)
     if preset != ALL_PRESETS:
         other: dict[str, int] = {}
         for run in select_runs(runs, latest_only=False):

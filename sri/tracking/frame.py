@@ -78,7 +78,7 @@ def runs_frame(store: str | os.PathLike | Iterable[Any] | None = None) -> Any:
     from sri.tracking.store import StoreSpec, load_runs
 
     if store is None or isinstance(store, (str, os.PathLike, StoreSpec)):
-        runs = load_runs(store)
+        runs = load_runs(store, final_only=True)
     else:
         runs = list(store)
     rows = [run_row(r) for r in runs]

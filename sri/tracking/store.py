@@ -145,12 +145,22 @@ def resolve_store(store: str | os.PathLike | StoreSpec | None = None) -> StoreSp
     return StoreSpec("file", path=Path(text))
 
 
-def load_runs(store: str | os.PathLike | StoreSpec | None = None) -> list[RunRecord]:
-    """Every run in `store` (see `resolve_store`), sorted by id."""
+def load_runs(store: str | os.PathLike | StoreSpec | None = None, *,
+              final_only: bool = False) -> list[RunRecord]:
+    """Every run in `store` (see `resolve_store`), sorted by id. `final_only` keeps only each
+    metric's final (step, value): what reports need, in memory bounded by the number of runs."""
     spec = resolve_store(store)
     if spec.kind == "file":
-        return _load_file_store(spec.path)
-    return _load_mongo(spec)
+        return _load_file_store(spec.path, final_only)
+    return _load_mongo(spec, final_only=final_only)
+
+
+def final_entry(series: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The entry `RunRecord.final` reads (largest step, last logged on ties), as a one-item series."""
+    if not series:
+        return []
+    best = max(range(len(series)), key=lambda i: (series[i][0], i))
+    return [series[best]]
 
 
 # -- file store ---------------------------------------------------------------------------------
@@ -209,12 +219,15 @@ def _run_id(name: str) -> Any:
     return int(name) if name.isdigit() else name
 
 
-def _read_file_run(run_dir: Path, store: Path) -> RunRecord:
+def _read_file_run(run_dir: Path, store: Path, final_only: bool = False) -> RunRecord:
     """One run folder of a Sacred file store; RuntimeError naming the file when it is damaged."""
     run = _read_json(run_dir / "run.json", {})
     metrics_raw = _read_json(run_dir / "metrics.json", {})
     metrics = {name: _series(entry, f"{run_dir / 'metrics.json'} [{name}]")
                for name, entry in metrics_raw.items() if isinstance(entry, dict)}
+    del metrics_raw
+    if final_only:
+        metrics = {name: final_entry(series) for name, series in metrics.items()}
     return RunRecord(
         id=_run_id(run_dir.name),
         experiment=str((run.get("experiment") or {}).get("name", "")),
@@ -229,7 +242,7 @@ def _read_file_run(run_dir: Path, store: Path) -> RunRecord:
     )
 
 
-def _load_file_store(path: Path | None) -> list[RunRecord]:
+def _load_file_store(path: Path | None, final_only: bool = False) -> list[RunRecord]:
     assert path is not None
     if not path.exists():
         raise FileNotFoundError(
@@ -243,7 +256,7 @@ def _load_file_store(path: Path | None) -> list[RunRecord]:
         if not run_dir.is_dir() or not run_json.is_file() or run_dir.name.startswith("_"):
             continue
         try:  # one damaged run (a crash, a full disk) must not hide every other run of the store
-            records.append(_read_file_run(run_dir, path))
+            records.append(_read_file_run(run_dir, path, final_only))
         except (RuntimeError, AttributeError, TypeError) as e:
             msg = f"skipping run {run_dir} of store {path}: {e}"
             warnings.warn(msg)
@@ -253,7 +266,7 @@ def _load_file_store(path: Path | None) -> list[RunRecord]:
 
 
 # -- MongoDB ------------------------------------------------------------------------------------
-def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000) -> list[RunRecord]:
+def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000, *, final_only: bool = False) -> list[RunRecord]:
     import pymongo
     from pymongo.errors import PyMongoError
 
@@ -263,8 +276,10 @@ def _load_mongo(spec: StoreSpec, timeout_ms: int = 5000) -> list[RunRecord]:
         runs = list(db["runs"].find({}, {"captured_out": 0, "experiment.sources": 0,
                                          "experiment.dependencies": 0, "host": 0}))
         metrics_by_run: dict[Any, dict[str, list[tuple[int, float]]]] = {}
-        for doc in db["metrics"].find({}):
+        for doc in db["metrics"].find({}):  # a cursor: one series in memory at a time
             series = _series(doc, f"metrics document {doc.get('_id')}")
+            if final_only:
+                series = final_entry(series)
             metrics_by_run.setdefault(doc.get("run_id"), {})[str(doc.get("name"))] = series
     except PyMongoError as e:
         from sri.credentials import redact
