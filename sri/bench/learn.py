@@ -26,6 +26,7 @@ __all__ = ["row_for_model", "learning_config", "learn", "plot_curve", "main"]
 
 # the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
 DEFAULT_EVAL_NUM = 320
+DEMO_BAR = (0.75, 0.25)  # (ARI-FG at least, MSE ratio at most): the demo's bar, `--stop-at-bar`'s default
 
 
 def row_for_model(model: str) -> tuple[int, str]:
@@ -79,10 +80,12 @@ class CurveTrainer(Trainer):
     """A Trainer whose periodic evaluation is `reconstruction_metrics` on fixed held-out scenes."""
 
     def __init__(self, config: dict[str, Any], logger: MemoryLogger | None, eval_num: int,
-                 partial: str | Path | None = None, stop_at_bar: bool = False) -> None:
+                 partial: str | Path | None = None, stop_at_bar: bool = False,
+                 bar: tuple[float, float] = DEMO_BAR) -> None:
         super().__init__(config, logger)
         self.eval_num = int(eval_num)
         self.stop_at_bar = bool(stop_at_bar)
+        self.bar = (float(bar[0]), float(bar[1]))
         self.eval_times: list[float] = []
         self.eval_seconds = 0.0  # wall-clock spent evaluating, so that training time can be told apart
         # every evaluation is appended here at once, so a killed run keeps its curve so far
@@ -137,8 +140,10 @@ class CurveTrainer(Trainer):
         extra = f" (ordered {res['ari_fg_ordered']:.3f})" if "ari_fg_ordered" in res else ""
         print(f"[learn] {self.eval_times[-1] / 60:5.1f} min: ARI-FG {res['ari_fg']:.3f}{extra}, "
               f"MSE/baseline {res['mse_ratio']:.3f}, KL {res['kl']:.1f}", file=sys.stderr, flush=True)
-        if self.stop_at_bar and meets(res) and self._step < self.config["steps"]:
-            print(f"[learn] step {self._step}: the demo bar is met; stopping (stop_at_bar)",
+        if self.stop_at_bar and meets(res, ari=self.bar[0], mse_ratio=self.bar[1]) \
+                and self._step < self.config["steps"]:
+            print(f"[learn] step {self._step}: the bar (ARI-FG >= {self.bar[0]}, MSE ratio <= {self.bar[1]}) "
+                  f"is met; stopping (stop_at_bar)",
                   file=sys.stderr, flush=True)
             self.config["steps"] = self._step  # the training loop's own stopping condition
         if self.partial is not None:
@@ -169,8 +174,10 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
           preset: str = "demo", seed: int = 0, eval_every: int = 250, eval_num: int = DEFAULT_EVAL_NUM,
           num_samples: int = 256, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
           command: str | None = None, plot: bool = True, table: int | None = None,
-          row: str | None = None, stop_at_bar: bool = False) -> dict[str, Any]:
-    """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`)."""
+          row: str | None = None, stop_at_bar: bool = False,
+          bar: tuple[float, float] = DEMO_BAR) -> dict[str, Any]:
+    """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`);
+    `stop_at_bar` stops at the first evaluation with ARI-FG >= bar[0] and MSE ratio <= bar[1]."""
     from sri.metrics.learning import data_reference, meets, sample_metrics
     from sri.provenance import provenance
     from sri.train.runtime import machine_info
@@ -181,7 +188,8 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
                           eval_every=eval_every, run_dir=out / "run", overrides=overrides,
                           table=table, row=row)
     logger = MemoryLogger()
-    trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json", stop_at_bar=stop_at_bar)
+    trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json", stop_at_bar=stop_at_bar,
+                           bar=bar)
     eval_marks: list[float] = []
     evaluate = trainer.evaluate
 
@@ -216,7 +224,8 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
         "command": command or f"python -m sri.bench learn --model {model} --dataset {dataset} "
                               f"--minutes {minutes} --preset {preset} --seed {seed}",
         "started": started, "train_wall_s": round(train_s, 1), "steps": step,
-        "eval_wall_s": round(trainer.eval_seconds, 1), "stopped_at_bar": bool(stop_at_bar and meets(final)),
+        "eval_wall_s": round(trainer.eval_seconds, 1),
+        "stopped_at_bar": bool(stop_at_bar and meets(final, ari=bar[0], mse_ratio=bar[1])), "bar": list(bar),
         "machine": machine_info(str(trainer.device)), "eval_num": len(masks),
         "config": cfg, "points": points, "final": final, "data_reference": reference,
         "meets_demo_bar": meets(final),
@@ -293,10 +302,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")
     p.add_argument("--stop-at-bar", action="store_true",
-                   help="stop at the first evaluation that meets the demo bar (ARI-FG >= 0.75, MSE ratio <= 0.25)")
+                   help="stop at the first evaluation that meets the bar (default the demo's: ARI-FG >= 0.75, "
+                        "MSE ratio <= 0.25)")
+    p.add_argument("--bar", default=None, metavar="ARI,MSE",
+                   help="the bar of --stop-at-bar as ARI-FG,MSE-ratio (e.g. 0.6,0.4: the baselines' learning bar)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (e.g. lr=3e-4, model_options.pixel_std=0.1); repeatable")
     return p
+
+
+def _parse_bar(text: str | None) -> tuple[float, float]:
+    if text is None:
+        return DEMO_BAR
+    try:
+        ari, mse = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--bar expects ARI,MSE (two numbers, e.g. 0.6,0.4), got {text!r}") from None
+    if not (-1 <= ari <= 1 and mse > 0):
+        raise SystemExit(f"--bar {text}: ARI-FG must be in [-1, 1] and the MSE ratio > 0")
+    return ari, mse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
                     command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row,
-                    stop_at_bar=args.stop_at_bar)
+                    stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar))
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     f = res["final"]
