@@ -20,6 +20,7 @@ benchmarks:
   judge-check  the S-Acc judge against samples labelled by eye: agreement, per model (sri.bench.judge_check)
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.bench.compare)
   tables-memory  peak memory and time of `make tables` over many logged runs (sri.bench.tables_memory)
+  samples      a checkpoint's samples: S-Acc, visible/coloured objects, scene FD, a sheet (sri.bench.samples)
 """
 
 
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.bench.compare import main as run
     elif name == "tables-memory":
         from sri.bench.tables_memory import main as run
+    elif name == "samples":
+        from sri.bench.samples import main as run
     elif name in ("convert", "loader"):
         from sri.bench.data import main as run
         rest = [name] + rest

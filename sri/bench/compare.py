@@ -23,22 +23,23 @@ __all__ = ["generation_metrics", "compare", "main"]
 
 @torch.no_grad()
 def generation_metrics(model: torch.nn.Module, *, data_options: dict[str, Any], num: int = 1000,
-                       seed: int = 0, batch_size: int = 100) -> dict[str, float]:
-    """S-Acc, visible objects and scene-feature FD of `num` samples (vs `num` test scenes), and
-    the slot-order consistency of 256 samples."""
+                       seed: int = 0, batch_size: int = 100, temperature: float = 1.0) -> dict[str, float]:
+    """S-Acc, visible (and coloured) objects and scene-feature FD of `num` samples (vs `num` test
+    scenes), and the slot-order consistency of 256 samples."""
     from sri.data import build_dataset
     from sri.metrics.learning import sample_metrics
     from sri.metrics.order import order_consistency_from_model
     from sri.metrics.scene_features import load_scene_features, scene_frechet_distance
 
     model.eval()
-    res = {f"sample_{k}": v for k, v in sample_metrics(model, num, seed=seed, batch_size=batch_size).items()}
+    res = {f"sample_{k}": v for k, v in sample_metrics(model, num, seed=seed, batch_size=batch_size,
+                                                       temperature=temperature).items()}
     net = load_scene_features(model.image_size)
     kw = {k: v for k, v in data_options.items() if k != "num"}
     te = build_dataset("blocks", None, "test", num=num, image_size=model.image_size, **kw)
     real = torch.stack([te[i]["image"] for i in range(len(te))])
     gen = torch.Generator().manual_seed(seed + 1)
-    fake = torch.cat([model.sample(min(batch_size, num - i), generator=gen).images.clamp(0, 1)
+    fake = torch.cat([model.sample(min(batch_size, num - i), temperature=temperature, generator=gen).images.clamp(0, 1)
                       for i in range(0, num, batch_size)])
     res["scene_fd"] = scene_frechet_distance(net, fake, real)
     res["order_consistency"] = order_consistency_from_model(model, num_samples=256, seed=seed)["order_consistency"]

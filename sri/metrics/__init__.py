@@ -22,6 +22,8 @@ from sri.metrics.fid import (
     torch_fidelity_api,
 )
 from sri.metrics.stacks import (
+    coloured_blocks,
+    count_blocks,
     float_one_block,
     judge_samples,
     judge_samples_masks_only,
@@ -36,7 +38,8 @@ __all__ = [
     "InceptionWeightsMissing", "build_feature_extractor", "cached_stats", "extract_features",
     "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
     "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
-    "float_one_block", "judge_samples", "judge_samples_masks_only", "s_acc", "stack_is_plausible",
+    "coloured_blocks", "count_blocks", "float_one_block", "judge_samples", "judge_samples_masks_only", "s_acc",
+    "stack_is_plausible",
     "validate_stack_judge", "order_consistency",
 ]
 

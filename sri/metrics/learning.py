@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.metrics.ari import ari_fg, nanmean
-from sri.metrics.stacks import count_blocks, judge_samples
+from sri.metrics.stacks import coloured_blocks, count_blocks, judge_samples
 
 __all__ = ["mean_image", "reconstruction_metrics", "sample_metrics", "data_reference"]
 
@@ -73,11 +73,12 @@ def reconstruction_metrics(model: nn.Module, images: Tensor, true_masks: Tensor,
 @torch.no_grad()
 def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: int = 0,
                    temperature: float = 1.0) -> dict[str, float]:
-    """`num` prior samples -> `s_acc` (share judged one plausible stack) and `visible_objects`
-    (mean number of blocks the S-Acc judge finds per sample)."""
+    """`num` prior samples -> `s_acc` (share judged one plausible stack by `judge_samples`),
+    `visible_objects` (mean blocks per sample in the argmax of the masks, `count_blocks`) and
+    `coloured_objects` (those of them that are coloured in the image, `coloured_blocks`)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    ok, counts = [], []
+    ok, counts, coloured = [], [], []
     done = 0
     while done < num:
         b = min(batch_size, num - done)
@@ -85,9 +86,11 @@ def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: in
         labels = _labels(out.masks).cpu()
         ok.append(judge_samples(out.images, out.masks))
         counts.append(count_blocks(labels))
+        coloured.append(coloured_blocks(out.images, labels))
         done += b
     return {"s_acc": float(torch.cat(ok).float().mean()),
-            "visible_objects": float(torch.cat(counts).float().mean())}
+            "visible_objects": float(torch.cat(counts).float().mean()),
+            "coloured_objects": float(torch.cat(coloured).float().mean())}
 
 
 @torch.no_grad()
@@ -112,7 +115,8 @@ def data_reference(true_masks: Tensor, images: Tensor) -> dict[str, float]:
     visible objects of their ground-truth masks `[N,H,W]`."""
     m = true_masks.cpu()
     return {"s_acc": float(judge_samples(images.cpu()).float().mean()),
-            "visible_objects": float(count_blocks(m).float().mean())}
+            "visible_objects": float(count_blocks(m).float().mean()),
+            "coloured_objects": float(coloured_blocks(images.cpu(), m).float().mean())}
 
 
 def meets(res: dict[str, Any], *, ari: float = 0.75, mse_ratio: float = 0.25) -> bool:
