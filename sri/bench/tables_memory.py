@@ -27,12 +27,12 @@ __all__ = ["write_store", "measure", "main"]
 # Linux) to the file named by argv[1]; argv[2] == "full" keeps every logged point (the reports'
 # memory before they read final values only)
 _CHILD = """
-import atexit, functools, resource, runpy, sys
+import atexit, resource, runpy, sys
 out, mode = sys.argv[1], sys.argv[2]
 atexit.register(lambda: open(out, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
 if mode == "full":
     import sri.tracking as t, sri.tracking.store as s
-    t.load_runs = functools.partial(s.load_runs, final_only=False)
+    t.load_runs = lambda *a, **k: s.load_runs(*a, **{**k, "final_only": False})
 sys.argv = ["sri.report", *sys.argv[3:]]
 runpy.run_module("sri.report", run_name="__main__")
 """
@@ -95,7 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sri-tables-memory-"))
     try:
-        store = write_store(work / "store", a.runs, a.metrics, a.points)
+        marker = work / "store" / "_sizes.json"  # a store of the same sizes written before is reused
+        sizes = {"runs": a.runs, "metrics": a.metrics, "points": a.points}
+        if marker.is_file() and json.loads(marker.read_text()) == sizes:
+            store = work / "store"
+        else:
+            shutil.rmtree(work / "store", ignore_errors=True)
+            store = write_store(work / "store", a.runs, a.metrics, a.points)
+            marker.write_text(json.dumps(sizes))
         size_mb = sum(f.stat().st_size for f in store.rglob("*.json")) / 2 ** 20
         print(f"store: {a.runs} runs x {a.metrics} metrics x {a.points} points ({size_mb:.0f} MB of JSON)",
               flush=True)
