@@ -91,3 +91,37 @@ def test_corrupt_image_names_scenario(tree, tmp_path):
     assert not is_complete(tmp_path / "o")
     # the shards converted before the failure are kept for a resume
     assert (tmp_path / "o" / "shards" / "manifest.json").is_file()
+
+
+def _rewrite_masks(root: Path, fn) -> int:
+    n = 0
+    for p in root.rglob("iseg-*.map"):
+        with Image.open(p) as im:
+            arr = np.asarray(im)
+        fmt_ = im.format
+        Image.fromarray(fn(arr).astype(np.uint8)).save(p, format=fmt_)
+        n += 1
+    return n
+
+
+def test_masks_saved_with_raw_labels_convert_like_the_official_ones(tree, tmp_path):
+    root, _ = tree
+    official = convert_shapestacks(root, tmp_path / "a", workers=1, progress=False)
+    assert _rewrite_masks(root, lambda a: a // 32) > 0  # the same labels, 0-7 instead of 32 * label
+    raw = convert_shapestacks(root, tmp_path / "b", workers=1, progress=False)
+    assert raw["counts"] == official["counts"]
+    for split in ("train", "test"):
+        a, b = build_dataset("shapestacks", tmp_path / "a", split), build_dataset("shapestacks", tmp_path / "b", split)
+        for i in range(len(a)):
+            assert np.array_equal(a[i]["mask"].numpy(), b[i]["mask"].numpy()) and a[i]["num_objects"] == 3
+
+
+def test_masks_in_an_unknown_encoding_or_without_objects_are_refused(tree, tmp_path):
+    root, _ = tree
+    _rewrite_masks(root, lambda a: np.where(a > 0, a // 32 * 10 + 3, 0))  # 13, 23, ...: neither encoding
+    with pytest.raises(DataError, match="neither 32 \\* label"):
+        convert_shapestacks(root, tmp_path / "c", workers=1, progress=False)
+    _rewrite_masks(root, lambda a: np.zeros_like(a))
+    with pytest.raises(DataError, match="no object in any converted mask"):
+        convert_shapestacks(root, tmp_path / "d", workers=1, progress=False)
+    assert not is_complete(tmp_path / "d")

@@ -82,6 +82,21 @@ def _crop_box(w: int, h: int, scen: str, path: str) -> tuple[int, int, int, int]
     return left, top, left + CROP, top + CROP
 
 
+def mask_labels(arr: np.ndarray, path: str = "mask") -> np.ndarray:
+    """Labels 0-7 of a mask file: the official files store 32 * label; a mask saved with the raw
+    labels 0-7 (e.g. re-exported by another tool) is taken as it is; anything else is a DataError."""
+    values = np.unique(arr)
+    if values.size and values.max() > 255:
+        raise DataError(f"{path}: mask values up to {int(values.max())}; expected 32 * label (0-224)")
+    if np.all(values % 32 == 0) and values.max(initial=0) <= 224:
+        return (arr.astype(np.uint8) // 32).astype(np.uint8)
+    if values.max(initial=0) <= 7:
+        return arr.astype(np.uint8)
+    odd = [int(v) for v in values if v % 32 and v > 7][:5]
+    raise DataError(f"{path}: mask values {odd} are neither 32 * label (official files) nor raw labels 0-7; "
+                    f"is this a ShapeStacks iseg mask?")
+
+
 def load_item(scen: str, rgb: str, mask: str, size: int) -> tuple[np.ndarray, np.ndarray, int]:
     """One (image, label map, num_objects) after crop and resize."""
     try:
@@ -99,7 +114,7 @@ def load_item(scen: str, rgb: str, mask: str, size: int) -> tuple[np.ndarray, np
     if arr.shape[::-1] != (im.width, im.height):
         raise DataError(f"scenario {scen!r}: mask {mask} is {arr.shape[1]}x{arr.shape[0]} but the image is "
                         f"{im.width}x{im.height}")
-    labels = (arr.astype(np.uint8) // 32).astype(np.uint8)
+    labels = mask_labels(arr, mask)
     labels[labels == 7] = 0  # unassigned -> background
     lab = np.asarray(Image.fromarray(labels).crop(box).resize((size, size), Image.NEAREST), np.uint8)
     lab, n = relabel(lab, 1)
@@ -160,6 +175,10 @@ def convert_shapestacks(src: str | os.PathLike, out: str | os.PathLike, *, image
                 pool.shutdown(cancel_futures=True)
     finally:
         bar.close()
+    if not any(np.load(writer.shard_dir / f"{name}.npz")["num_objects"].any() for name, _ in jobs
+               if writer.is_done(name)):
+        raise DataError(f"{src}: no object in any converted mask: the masks are not in an encoding this "
+                        f"converter knows (32 * label or raw labels 0-7); nothing was finalised")
     order = [name for name, _ in jobs]
     counts = {s: len(items[s]) for s in ("train", "val", "test")}
     ranges, pos = {}, 0
