@@ -1,5 +1,6 @@
 """Shared test fixtures: caches in a temporary folder (not ~/.cache), single-threaded tiny models."""
 import os
+import signal
 
 import pytest
 import torch
@@ -22,6 +23,25 @@ def _isolated_caches(tmp_path_factory):
         os.environ.pop("SRI_FID_CACHE", None)
     else:
         os.environ["SRI_FID_CACHE"] = old
+
+
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGUSR2") if hasattr(signal, n))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored(request):
+    """A test that leaves a signal ignored or handled leaks it into every later test and every child
+    process they start (a SIGINT left ignored made a server deaf to Ctrl-C in full runs): restore
+    the handlers and fail the test that changed them."""
+    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    yield
+    changed = {signal.Signals(s).name: (before[s], signal.getsignal(s)) for s in _STOP_SIGNALS
+               if signal.getsignal(s) != before[s]}
+    for name, (old, _) in changed.items():
+        signal.signal(getattr(signal, name), old)
+    if changed:
+        pytest.fail(f"{request.node.nodeid} left signal handlers changed: " + ", ".join(
+            f"{name}: {old!r} -> {new!r}" for name, (old, new) in changed.items()), pytrace=False)
 
 
 @pytest.fixture(scope="module")
