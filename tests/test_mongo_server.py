@@ -199,8 +199,9 @@ def test_sacred_mongo_observer_end_to_end(server, tmp_path):
 @pytest.mark.parametrize("parent_ignores_sigint", [False, True])
 def test_cli_runs_until_interrupted(tmp_path, parent_ignores_sigint):
     """Ctrl-C stops the server, also when it was started with SIGINT ignored (a shell script's
-    background job; in a full `make test` process an earlier test left SIGINT ignored, which the
-    child inherited, and the server hung: the cause of the 2026-12-06 time-outs)."""
+    background job; an ignored SIGINT survives exec, and the server then hung like this test did in
+    three full runs of 2026-12-06: the suspected cause. In the full run of 2026-12-07 no test changed
+    SIGINT's handler (conftest checks every test) and this test passed)."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # what this pytest process blocks now

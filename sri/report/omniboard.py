@@ -242,7 +242,7 @@ def main(mongo: str | None = None, port: int | None = None,
             server.stop()
         return 1
     print(f"Omniboard for {spec} at {board.url} (Ctrl-C stops it)", flush=True)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while board.process is not None and board.process.poll() is None:
             time.sleep(0.5)
@@ -251,6 +251,7 @@ def main(mongo: str | None = None, port: int | None = None,
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)  # called in-process (tests, notebooks): leave no handler
         board.stop()
         if server is not None:
             server.stop()

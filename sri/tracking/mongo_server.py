@@ -277,11 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
     # Ctrl-C / SIGINT stops the server even when the parent started it with SIGINT ignored (a
     # background job of a shell script, or a test runner that ignores it): Python then keeps
     # SIG_IGN and would never raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # the banner inside: a Ctrl-C right after it (a client saw it and stops us) is handled
         print(f"MongoDB-wire server ({Path(server.binary or '').name}) at {server.url}, data in "
               f"{server.directory}; Sacred: -m {server.host_port_db('sri')}. Ctrl-C stops it.",
@@ -294,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stopping the server...", flush=True)
         return 0
     finally:
+        for sig, handler in previous.items():  # called in-process (tests, notebooks): leave no handler
+            signal.signal(sig, handler)
         server.stop()
 
 
