@@ -97,3 +97,28 @@ def test_each_evaluation_is_written_at_once(tmp_path):
           out=tmp_path / "done", plot=False)
     assert (tmp_path / "done" / "curve.json").is_file()
     assert not (tmp_path / "done" / "curve.partial.json").exists()
+
+
+def test_an_interrupted_learning_check_keeps_its_curve(tmp_path):
+    """SIGTERM mid-run: the trainer checkpoints, and the curve so far goes to curve.json (marked
+    interrupted) instead of being lost; exit status 130."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "curve"
+    proc = subprocess.Popen([sys.executable, "-m", "sri.bench", "learn", "--model", "genv2", "--preset", "smoke",
+                             "--steps", "100000", "--minutes", "0", "--eval-every", "2", "--eval-num", "8",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "curve.partial.json").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output[-2000:]
+    res = json.loads((out / "curve.json").read_text())
+    assert res["interrupted"] is True and len(res["points"]) >= 1 and res["checkpoint"]
+    assert "sample_s_acc" not in res["final"] and "commit" in res

@@ -20,7 +20,8 @@ import torch
 
 from sri.configs import TABLES, ConfigError, experiment_config
 from sri.train.loggers import MemoryLogger
-from sri.train.trainer import Trainer
+from sri.train.rundir import list_checkpoints
+from sri.train.trainer import Trainer, TrainingInterrupted
 
 __all__ = ["row_for_model", "learning_config", "learn", "plot_curve", "main"]
 
@@ -204,18 +205,25 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
     prov = provenance(command or "", str(cfg["device"]))  # the code as it was when the run began
     t0 = time.perf_counter()
     trainer._t0 = t0
-    result = trainer.fit()
+    interrupted = False
+    try:
+        result = trainer.fit()
+    except TrainingInterrupted:  # SIGTERM / Ctrl-C: the checkpoint is written; keep the curve so far too
+        interrupted = True
+        ckpts = list_checkpoints(cfg["run_dir"])
+        result = {"step": ckpts[-1][0] if ckpts else 0, "checkpoint": str(ckpts[-1][1]) if ckpts else None}
     train_s = time.perf_counter() - t0
     step = int(result["step"])
     m = trainer.model
-    if not any(s == step for s, _ in logger.scalars.get("eval_ari_fg", [])):
+    if not interrupted and not any(s == step for s, _ in logger.scalars.get("eval_ari_fg", [])):
         for k, v in trainer._guarded(trainer.evaluate, m, ["ari_fg"], final=False).items():
             logger.log_scalar(f"eval_{k}", v, step)
     points = _points(logger, trainer.eval_times, eval_marks)
     final = dict(points[-1]) if points else {}
     held_images, masks = trainer.held_out()
-    final.update({f"sample_{k}": v for k, v in
-                  trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
+    if not interrupted:  # an interrupted run is not sampled: stopping should be quick
+        final.update({f"sample_{k}": v for k, v in
+                      trainer._guarded(sample_metrics, m, num_samples, seed=seed).items()})
     reference = data_reference(masks, held_images)
     res = {
         **prov,
@@ -230,12 +238,16 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
         "config": cfg, "points": points, "final": final, "data_reference": reference,
         "meets_demo_bar": meets(final),
         "train": {k: v for k, v in logger.scalars.items() if not k.startswith("eval_")},
-        "checkpoint": result["checkpoint"],
+        "checkpoint": result["checkpoint"], "interrupted": interrupted,
     }
     (out / "curve.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "curve.partial.json").unlink(missing_ok=True)
-    if plot:
+    if plot and points:
         plot_curve(res, out / "curve.png")
+    if interrupted:
+        print(f"[learn] interrupted at step {step}: curve so far in {out / 'curve.json'}, checkpoint "
+              f"{result['checkpoint']}", file=sys.stderr, flush=True)
+        raise TrainingInterrupted(f"interrupted at step {step}")
     return res
 
 
@@ -341,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar))
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
+    except TrainingInterrupted:
+        return 130
     f = res["final"]
     out = Path(res["config"]["run_dir"]).parent
     print(f"\n{res['model']} on {res['dataset']}: {res['steps']} steps in {res['train_wall_s'] / 60:.1f} min")
