@@ -201,17 +201,18 @@ def test_make_checkpoints_runs_the_stages_and_records_them(tmp_path, monkeypatch
         dc.make_checkpoints(out, rows=["genv2_g"], work=work, start_stage=3)
 
 
-def test_shipped_demo_checkpoints_have_their_stated_metrics():
-    """Each shipped checkpoint, evaluated as the learning check does (320 held-out `blocks` scenes,
-    the mean of 2,000 training images as the MSE baseline), gives the ARI-FG and MSE ratio its
-    provenance states (up to the fp16 export of the weights)."""
+@pytest.mark.parametrize("folder", ["demo_checkpoints", "checkpoints/blocks"])
+def test_shipped_checkpoints_have_their_stated_metrics(folder):
+    """Each shipped checkpoint (the demo's, and the paper models trained on `blocks`), evaluated as
+    the learning check does (320 held-out `blocks` scenes, the mean of 2,000 training images as the
+    MSE baseline), gives the ARI-FG and MSE ratio its provenance states (up to the fp16 export)."""
     import json
     from pathlib import Path
 
     from sri.data import build_dataset
     from sri.metrics.learning import mean_image, reconstruction_metrics
 
-    root = Path(__file__).resolve().parents[1] / "demo_checkpoints"
+    root = Path(__file__).resolve().parents[1] / folder
     prov = json.loads((root / "provenance.json").read_text())["models"]
     assert prov, "no provenance entries"
     for row, entry in prov.items():
