@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent('''
         if fail:
             raise RuntimeError("diverged")
         return 1.5
-    ex.run_commandline(["x", "with", *sys.argv[2:], "--loglevel=ERROR"])
+    ex.run_commandline(["x", "with", *sys.argv[2:], "--loglevel=ERROR", "--capture=sys"])  # sys: synchronous
 ''')
 
 
