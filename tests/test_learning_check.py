@@ -122,3 +122,29 @@ def test_an_interrupted_learning_check_keeps_its_curve(tmp_path):
     res = json.loads((out / "curve.json").read_text())
     assert res["interrupted"] is True and len(res["points"]) >= 1 and res["checkpoint"]
     assert "sample_s_acc" not in res["final"] and "commit" in res
+
+
+@pytest.mark.slow
+def test_the_mog_stage_keeps_what_the_g_recipe_learned(tmp_path):
+    """Slow (300 steps from the shipped GENv2-G file under the MoG row, as checkpoints/blocks/ was
+    made): the MoG stage keeps a segmentation an untrained MoG model cannot reach, so a regression in
+    the MoG likelihood or in starting from a G file fails here."""
+    from pathlib import Path
+
+    ck = Path(__file__).resolve().parents[1] / "demo_checkpoints" / "genv2_g.pt"
+    cfg = learning_config("genv2", preset="demo", steps=1, minutes=0, table=2, row="genv2_mog",
+                          run_dir=tmp_path / "untrained")
+    torch.manual_seed(0)
+    untrained = build_model(cfg["model"], **cfg["model_options"])
+    assert untrained.options["likelihood"] == "mog"
+    probe = CurveTrainer(cfg, None, eval_num=320)
+    images, masks = probe.held_out()
+    base = reconstruction_metrics(untrained, images, masks, probe.baseline())
+    assert base["ari_fg"] < 0.05 and base["mse_ratio"] > 1.0
+    start = torch.load(ck, map_location="cpu", weights_only=False)["step"]
+    res = learn("genv2", steps=start + 300, minutes=0, preset="demo", eval_every=300, num_samples=32,
+                out=tmp_path / "curve", table=2, row="genv2_mog",
+                overrides={"init_checkpoint": str(ck), "geco_goal": -2.2})
+    final = res["points"][-1]
+    assert final["step"] == start + 300 and res["config"]["model_options"]["likelihood"] == "mog"
+    assert final["ari_fg"] > 0.6 and final["mse_ratio"] < 0.4
