@@ -31,12 +31,12 @@ DEFAULT_MINUTES = 4.0
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sri.demo", description=__doc__.split("\n")[0],
-        epilog="Measured (`time make demo`): 8.4 min wall-clock in all with the defaults on a 2-core "
-               "CPU (AMD EPYC, torch 2.13.0+cpu, 2026-12-01, commit d819920), starting from "
-               "demo_checkpoints/. make demo-checkpoints (three stages, 30,000 steps): stage 1 26.3 min "
+        epilog="Measured (`time make demo`): 8.6 min wall-clock in all with the defaults on a 2-core "
+               "CPU (AMD EPYC, torch 2.13.0+cpu, 2026-12-07, commit 3d675d6), starting from "
+               "demo_checkpoints/. make demo-checkpoints (four stages, 33,000 steps): stage 1 26.3 min "
                "(GENv2) and 40.7 min (SRI), stage 2 32.0 and 39.2 min (two one-thread processes side by "
                "side; stage 2 upper bounds: other jobs ran), stage 3 12.4 and 19.3 min (one two-thread "
-               "process), wall-clock.")
+               "process), stage 4 10.1 and 15.0 min (one thread each, upper bounds), wall-clock.")
     p.add_argument("--store", default="runs/demo", help="Sacred file store for the runs (default runs/demo)")
     p.add_argument("--tables", default="tables/demo", help="where the tables go (default tables/demo)")
     p.add_argument("--figures", default="figures/demo", help="where the figures go (default figures/demo)")
