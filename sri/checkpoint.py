@@ -207,6 +207,29 @@ class RunDirNotWritable(RuntimeError):
     """A folder the run must write to is read-only, full, or otherwise unusable."""
 
 
+def _cast(obj: Any, dtype: torch.dtype) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() and obj.dim() > 0 else obj
+    if isinstance(obj, dict):
+        return {k: _cast(v, dtype) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cast(v, dtype) for v in obj)
+    return obj
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, *, keep_optimizer: bool = True) -> Path:
+    """A trainer checkpoint -> a compact starting checkpoint (fp16 weights, bf16 Adam moments; no
+    optimiser state with `keep_optimizer=False`: a file to evaluate rather than to continue)."""
+    ck = load_checkpoint(src)
+    opt = ck.get("optimizer_state") if keep_optimizer else None
+    out = {"step": int(ck["step"]), "model_name": ck["model_name"], "model_options": ck["model_options"],
+           "model_state": _cast(ck["model_state"], torch.float16),
+           "optimizer_state": None if opt is None else {"state": _cast(opt["state"], torch.bfloat16),
+                                                        "param_groups": opt["param_groups"]},
+           "gecos": ck.get("gecos", {}), "config": ck.get("config", {})}
+    return save_checkpoint(dst, out)
+
+
 def write_error_reason(e: OSError) -> str:
     """A short human reason for a failed write ("disk full", "read-only file system", ...)."""
     import errno

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sri.checkpoint import load_checkpoint, load_model
+from sri.checkpoint import export_checkpoint, load_checkpoint, load_model
 from sri.configs import ConfigError, experiment_config
-from sri.demo.recipe import export_checkpoint
 from sri.train.loggers import MemoryLogger
 from sri.train.rundir import list_checkpoints
 from sri.train.trainer import train

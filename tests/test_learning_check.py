@@ -81,6 +81,44 @@ def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
     assert (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime == mtime
 
 
+def test_compare_continues_cut_runs_and_reports_s_acc_by_eye(tmp_path, monkeypatch):
+    """A compare run cut by --minutes is reported unfinished and continues on the next call (not
+    from scratch); finished runs are exported, and eye labels of their pooled samples give S-Acc
+    by eye per run."""
+    import csv
+
+    import numpy as np
+
+    from sri.bench.compare import compare
+    from sri.bench.judge_check import make_pool
+    from sri.metrics import scene_features as sf
+
+    net = sf.train_scene_features(16, steps=5, num_train=200, progress=False)
+    weights = sf.save_scene_features(net, tmp_path / "sf16.pt")
+    monkeypatch.setattr(sf, "default_weights_path", lambda size: weights)
+    cmp = tmp_path / "cmp"
+    res = compare(["genv2_g"], [0], steps=10 ** 6, preset="smoke", out=cmp, num=8, minutes=0.02)
+    assert res["runs"] == [] and res["unfinished"][0]["steps"] < 10 ** 6
+    assert "unfinished" in (cmp / "results.md").read_text()
+    cut = res["unfinished"][0]["steps"]
+    res = compare(["genv2_g"], [0], steps=cut + 2, preset="smoke", out=cmp, num=8)
+    run = res["runs"][0]
+    assert run["steps"] == cut + 2 and run["chunks"] == 2  # continued, not started again
+    model_file = cmp / "models" / "genv2_g_seed0.pt"
+    assert model_file.is_file() and "s_acc_eye" not in run
+    meta = make_pool([str(model_file)], 6, tmp_path / "judge", first_id=0)
+    assert meta["checkpoints"] == [f"{model_file}@{cut + 2}"]
+    pool = np.load(tmp_path / "judge" / "pool_0000.npz")
+    verdicts = [1, 0, 1, -1, 1, 1]
+    with open(tmp_path / "judge" / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label"])
+        w.writerows(zip(pool["ids"].tolist(), verdicts))
+    res = compare(["genv2_g"], [0], steps=cut + 2, preset="smoke", out=cmp, num=8, labels=tmp_path / "judge")
+    assert res["runs"][0]["s_acc_eye"] == 4 / 5 and res["runs"][0]["n_eye"] == 5
+    assert "s_acc_eye" in res["summary"]["genv2_g"]
+
+
 def test_each_evaluation_is_written_at_once(tmp_path):
     """Nothing lost on a crash: a learning check killed mid-run keeps its curve so far in
     curve.partial.json (regression: the curve was written only at the end)."""
@@ -122,6 +160,44 @@ def test_an_interrupted_learning_check_keeps_its_curve(tmp_path):
     res = json.loads((out / "curve.json").read_text())
     assert res["interrupted"] is True and len(res["points"]) >= 1 and res["checkpoint"]
     assert "sample_s_acc" not in res["final"] and "commit" in res
+
+
+def test_a_run_cut_into_chunks_continues_and_joins_its_curve(tmp_path):
+    """`--resume`: a run stopped by its time limit (as at the end of a working session) continues
+    from its checkpoint to --steps; curve.json holds every evaluation once, wall-clock offset by
+    the earlier chunk, and each chunk's command and commit; the earlier curve is kept."""
+    out = tmp_path / "run"
+    common = ["--model", "genv2", "--preset", "smoke", "--eval-every", "2", "--eval-num", "8",
+              "--num-samples", "4", "--out", str(out)]
+    assert main([*common, "--steps", "4", "--minutes", "0"]) == 0
+    first = json.loads((out / "curve.json").read_text())
+    assert main([*common, "--steps", "8", "--minutes", "0", "--resume"]) == 0
+    res = json.loads((out / "curve.json").read_text())
+    assert [p["step"] for p in res["points"]] == [2, 4, 6, 8]
+    assert res["steps"] == 8 and len(res["chunks"]) == 2
+    assert res["chunks"][1]["command"].endswith("--resume") and res["chunks"][0]["steps"] == 4
+    assert res["points"][2]["wall_s"] >= first["train_wall_s"]  # offset by the first chunk
+    assert res["total_train_wall_s"] >= first["train_wall_s"] + res["train_wall_s"] - 0.2
+    assert json.loads((out / "curve.chunk1.json").read_text())["steps"] == 4
+    # the trainer continued from step 4 instead of starting again (which archives the old checkpoints)
+    assert not (out / "run" / "archive").exists()
+    logged = next(v for k, v in res["train"].items() if len(v) >= 8)
+    assert [s for s, _ in logged] == sorted({s for s, _ in logged})  # each step once, in order
+
+
+def test_resume_after_a_kill_uses_the_evaluations_saved_so_far(tmp_path):
+    """A run killed before it wrote curve.json (kill -9) continues from its checkpoint and keeps
+    the evaluations of curve.partial.json."""
+    out = tmp_path / "run"
+    common = ["--model", "genv2", "--preset", "smoke", "--eval-every", "2", "--eval-num", "8",
+              "--num-samples", "4", "--out", str(out)]
+    assert main([*common, "--steps", "4", "--minutes", "0"]) == 0
+    kept = json.loads((out / "curve.json").read_text())
+    (out / "curve.json").unlink()  # as if killed after its last evaluation
+    (out / "curve.partial.json").write_text(json.dumps({"points": kept["points"]}))
+    assert main([*common, "--steps", "6", "--minutes", "0", "--resume"]) == 0
+    res = json.loads((out / "curve.json").read_text())
+    assert [p["step"] for p in res["points"]] == [2, 4, 6] and len(res["chunks"]) == 2
 
 
 @pytest.mark.slow

@@ -4,8 +4,10 @@ Every row is trained from scratch with the same recipe (a preset), the same numb
 the same seeds, by the learning check (`sri.bench.learn`), then its generation is measured without
 Inception weights: S-Acc and visible objects of samples, the Frechet distance of samples to test
 scenes in the blocks scene-feature space (`sri.metrics.scene_features`), plus ARI-FG and
-slot-order consistency. Results per run and mean +- std per row go to `results.json` and
-`results.md`. A run whose folder already holds a finished curve of the same config is reused.
+slot-order consistency (and S-Acc by eye where the exported models' samples were labelled).
+Results per run and mean +- std per row go to `results.json` and `results.md`. A run whose folder
+already holds a finished curve of the same config is reused; one cut short (`--minutes`, the end
+of a working session) continues from its checkpoint.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["generation_metrics", "compare", "main"]
+__all__ = ["generation_metrics", "eye_labels", "compare", "main"]
 
 
 @torch.no_grad()
@@ -50,51 +52,117 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _state(d: Path, steps: int, preset: str) -> tuple[str, dict[str, Any] | None]:
+    """('done', curve) for a finished run of this config; ('continue', curve) for one cut short
+    (time limit, Ctrl-C, kill) that can go on from its checkpoint; ('new', None) otherwise."""
+    from sri.bench.learn import earlier_curve
+    from sri.train.rundir import list_checkpoints
+
+    curve = earlier_curve(d)
+    if curve is None:
+        return "new", None
+    if (curve.get("preset") or (curve.get("config") or {}).get("preset")) != preset:
+        return "new", None
+    if curve["steps"] == steps and not curve.get("interrupted"):
+        return "done", curve
+    if curve["steps"] < steps and list_checkpoints(d / "run"):
+        return "continue", curve
+    return "new", None
+
+
+def eye_labels(folder: Path) -> dict[tuple[str, int], list[int]]:
+    """(checkpoint file name, step) -> the eye labels (1 / 0; ambiguous left out) of its samples in
+    the judge-check pools of `folder` (`python -m sri.bench judge-check make-pool`)."""
+    from sri.bench.judge_check import load_pool, read_labels
+
+    pool = load_pool(folder)
+    lab = read_labels(folder / "labels.csv")
+    out: dict[tuple[str, int], list[int]] = {}
+    for sid, src in zip(pool["ids"], pool["sources"]):
+        name, _, step = str(src).rpartition("@")
+        if lab.get(int(sid), -1) >= 0 and step.isdigit():
+            out.setdefault((Path(name).name, int(step)), []).append(lab[int(sid)])
+    return out
+
+
 def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: str = "demo",
             out: Path = Path("runs/compare"), num: int = 1000, table: int = 2,
-            command: str = "") -> dict[str, Any]:
-    """Train (or reuse) every row x seed, measure it, write results.json and results.md."""
+            command: str = "", minutes: float = 0.0, labels: Path | None = None) -> dict[str, Any]:
+    """Train (or reuse, or continue) every row x seed, measure the finished ones, export each as
+    `out/models/<row>_seed<seed>.pt` (fp16 weights) and write results.json and results.md.
+
+    `minutes` > 0 caps each run's training in this call (a run cut there continues from its
+    checkpoint when the command is given again); `labels` is a judge-check folder whose eye labels
+    of the exported models' samples give S-Acc by eye."""
     from sri.bench.learn import learn
-    from sri.checkpoint import load_model
+    from sri.checkpoint import export_checkpoint, load_model
     from sri.configs import row_spec
 
     out.mkdir(parents=True, exist_ok=True)
+    eye = eye_labels(labels) if labels is not None else {}
     runs: list[dict[str, Any]] = []
+    unfinished: list[dict[str, Any]] = []
     for row in rows:
         model_name = row_spec(table, row)["model"]
         for seed in seeds:
             d = out / row / f"seed{seed}"
-            curve = d / "curve.json"
-            res = json.loads(curve.read_text()) if curve.is_file() else None
-            if res is None or res.get("steps") != steps or res.get("preset") != preset:
-                res = learn(model_name, "blocks", minutes=0, steps=steps, preset=preset, seed=seed,
-                            eval_every=1000, out=d, table=table, row=row,
-                            command=f"python -m sri.bench compare --rows {row} --seeds {seed} "
-                                    f"--steps {steps} --preset {preset}")
-            model, _ = load_model(res["checkpoint"])
+            state, res = _state(d, steps, preset)
+            if state != "done":
+                cmd = (f"python -m sri.bench compare --rows {row} --seeds {seed} --steps {steps} --preset {preset}"
+                       + (f" --minutes {minutes:g}" if minutes else ""))
+                print(f"[compare] {row} seed {seed}: " + ("continuing from step " + str(res["steps"])
+                                                          if state == "continue" else "training from scratch"),
+                      file=sys.stderr, flush=True)
+                res = learn(model_name, "blocks", minutes=minutes, steps=steps, preset=preset, seed=seed,
+                            eval_every=1000, out=d, table=table, row=row, resume=state == "continue",
+                            command=cmd)
+            if res["steps"] < steps:
+                unfinished.append({"row": row, "seed": seed, "steps": res["steps"],
+                                   "train_wall_s": res.get("total_train_wall_s", res["train_wall_s"])})
+                print(f"[compare] {row} seed {seed}: {res['steps']} of {steps} steps so far; give the same "
+                      f"command again to continue it", file=sys.stderr, flush=True)
+                continue
+            model_file = out / "models" / f"{row}_seed{seed}.pt"
+            if not model_file.is_file():
+                export_checkpoint(res["checkpoint"], model_file, keep_optimizer=False)
+            model, _ = load_model(model_file)
             gm = generation_metrics(model, data_options=res["config"]["data_options"], num=num, seed=seed)
             last = res["points"][-1]
-            entry = {"row": row, "seed": seed, "steps": res["steps"], "train_wall_s": res["train_wall_s"],
-                     "ari_fg": last["ari_fg"], "mse_ratio": last["mse_ratio"], **gm}
+            entry = {"row": row, "seed": seed, "steps": res["steps"],
+                     "train_wall_s": res.get("total_train_wall_s", res["train_wall_s"]),
+                     "chunks": len(res.get("chunks") or [res]), "model_file": str(model_file),
+                     "ari_fg": last["ari_fg"], "mse_ratio": last["mse_ratio"], "kl": last.get("kl"), **gm}
             if "ari_fg_ordered" in last:
                 entry["ari_fg_ordered"] = last["ari_fg_ordered"]
+            seen = eye.get((model_file.name, res["steps"]), [])
+            if seen:
+                entry["s_acc_eye"], entry["n_eye"] = sum(seen) / len(seen), len(seen)
             runs.append(entry)
             print(f"[compare] {row} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                               if isinstance(v, float)), flush=True)
-    keys = ["sample_s_acc", "scene_fd", "sample_visible_objects", "ari_fg", "order_consistency", "mse_ratio"]
+    keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "sample_visible_objects", "sample_coloured_objects",
+            "ari_fg", "order_consistency", "mse_ratio"]
+    keys = [k for k in keys if any(k in r for r in runs)]
     table_rows = {}
     for row in rows:
         mine = [r for r in runs if r["row"] == row]
-        table_rows[row] = {k: _summary([r[k] for r in mine]) for k in keys}
+        if mine:
+            table_rows[row] = {k: _summary([r[k] for r in mine if k in r]) for k in keys
+                               if any(k in r for r in mine)}
     result = {"rows": list(rows), "seeds": list(seeds), "steps": steps, "preset": preset, "num": num,
-              "runs": runs, "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}
+              "runs": runs, "unfinished": unfinished,
+              "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}
     from sri.provenance import provenance
 
     result = {**provenance(command), **result}
     (out / "results.json").write_text(json.dumps(result, indent=1))
-    lines = ["| row | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
+    lines = ["| row | seeds | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
     for row, t in table_rows.items():
-        lines.append(f"| {row} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in t.values()) + " |")
+        n = sum(1 for r in runs if r["row"] == row)
+        lines.append(f"| {row} | {n} | " + " | ".join(f"{t[k][0]:.3f} ± {t[k][1]:.3f}" if k in t else "-"
+                                                    for k in keys) + " |")
+    for u in unfinished:
+        lines.append(f"\n{u['row']} seed {u['seed']}: unfinished ({u['steps']} of {steps} steps)")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return result
@@ -109,11 +177,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--preset", default="demo")
     p.add_argument("--num", type=int, default=1000, help="samples and test scenes per measure (default 1000)")
     p.add_argument("--out", default="runs/compare")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="cap each run's training in this call at this many minutes (0: none); a run cut "
+                        "there continues from its checkpoint when the command is given again")
+    p.add_argument("--labels", default=None,
+                   help="a judge-check folder (pools + labels.csv) whose eye labels of the exported "
+                        "models' samples give S-Acc by eye (e.g. docs/judge)")
     a = p.parse_args(argv)
     from sri.provenance import bench_command
 
     compare([r for r in a.rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
-            steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv))
+            steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
+            minutes=a.minutes, labels=Path(a.labels) if a.labels else None)
     return 0
 
 

@@ -67,14 +67,16 @@ def _sheet(images: np.ndarray, ids: Sequence[int], path: Path, cols: int = 10, s
 def make_pool(checkpoints: Sequence[str], per_checkpoint: int, out: Path, *, seed: int = 0,
               first_id: int = 0, per_sheet: int = 50, command: str = "") -> dict[str, Any]:
     """Sample `per_checkpoint` scenes from each checkpoint, shuffle them, write `pool_<first_id>.npz`
-    (uint8 images `[N,3,H,W]`, uint8 masks `[N,K,H,W]`, ids, sources) and numbered sheets."""
+    (uint8 images `[N,3,H,W]`, uint8 masks `[N,K,H,W]`, ids, sources named `<path>@<step>`) and
+    numbered sheets."""
     from sri.checkpoint import load_model
     from sri.provenance import provenance
 
     out.mkdir(parents=True, exist_ok=True)
-    images, masks, sources = [], [], []
+    images, masks, sources, names = [], [], [], []
     for j, ck in enumerate(checkpoints):
-        model, _ = load_model(ck)
+        model, state = load_model(ck)
+        names.append(f"{ck}@{state.get('step')}")  # the file may be replaced by a later export
         gen = torch.Generator().manual_seed(seed + 1000 * j)
         s = model.sample(per_checkpoint, generator=gen)
         images.append((s.images.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
@@ -88,10 +90,10 @@ def make_pool(checkpoints: Sequence[str], per_checkpoint: int, out: Path, *, see
     ids = np.arange(first_id, first_id + len(img))
     name = f"pool_{first_id:04d}"
     np.savez_compressed(out / f"{name}.npz", images=img, masks=msk, ids=ids, sources=src,
-                        checkpoints=np.asarray([str(c) for c in checkpoints]))
+                        checkpoints=np.asarray(names))
     for k in range(0, len(img), per_sheet):
         _sheet(img[k:k + per_sheet], ids[k:k + per_sheet], out / f"sheet_{ids[k]:04d}.png")
-    meta = {**provenance(command), "pool": name, "checkpoints": [str(c) for c in checkpoints],
+    meta = {**provenance(command), "pool": name, "checkpoints": names,
             "per_checkpoint": per_checkpoint, "seed": seed, "ids": [int(ids[0]), int(ids[-1])]}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=1))
     return meta

@@ -23,7 +23,7 @@ from sri.train.loggers import MemoryLogger
 from sri.train.rundir import list_checkpoints
 from sri.train.trainer import Trainer, TrainingInterrupted
 
-__all__ = ["row_for_model", "learning_config", "learn", "plot_curve", "main"]
+__all__ = ["row_for_model", "learning_config", "merged_points", "earlier_curve", "learn", "plot_curve", "main"]
 
 # the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
 DEFAULT_EVAL_NUM = 320
@@ -171,14 +171,58 @@ def _points(logger: MemoryLogger, times: list[float], eval_s: list[float]) -> li
     return pts
 
 
+def merged_points(chunks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One curve from the chunks of a run continued across sessions: each chunk's wall-clock and
+    evaluation seconds are offset by the chunks before it."""
+    pts: list[dict[str, Any]] = []
+    wall = ev = 0.0
+    for c in chunks:
+        for p in c["points"]:
+            if pts and p["step"] <= pts[-1]["step"]:
+                continue  # a chunk re-evaluates the step it resumed from
+            q = dict(p)
+            q["wall_s"] = round(p["wall_s"] + wall, 1)
+            q["eval_s"] = round(p.get("eval_s", 0.0) + ev, 1)
+            pts.append(q)
+        wall += c["train_wall_s"]
+        ev += c.get("eval_wall_s", 0.0)
+    return pts
+
+
+def _chunk_record(curve: dict[str, Any]) -> dict[str, Any]:
+    """What the provenance keeps of one chunk of a run."""
+    return {k: curve.get(k) for k in ("command", "commit", "dirty", "date", "started", "steps", "train_wall_s",
+                                      "eval_wall_s", "interrupted")}
+
+
+def earlier_curve(out: str | Path) -> dict[str, Any] | None:
+    """The curve of a run's earlier chunks in `out`: its `curve.json`, or for a run killed before it
+    wrote one, the evaluations it saved as it went (`curve.partial.json`); None for a new run."""
+    out = Path(out)
+    if (out / "curve.json").is_file():
+        return json.loads((out / "curve.json").read_text())
+    if (out / "curve.partial.json").is_file():
+        part = json.loads((out / "curve.partial.json").read_text())
+        pts = part.get("points") or []
+        last = pts[-1] if pts else {}
+        return {"points": pts, "train_wall_s": last.get("wall_s", 0.0), "eval_wall_s": last.get("eval_s", 0.0),
+                "steps": last.get("step", 0), "command": None, "commit": None, "interrupted": True,
+                "train": {}, "killed": True, "config": part.get("config") or {},
+                "preset": (part.get("config") or {}).get("preset")}
+    return None
+
+
 def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: int | None = None,
           preset: str = "demo", seed: int = 0, eval_every: int = 250, eval_num: int = DEFAULT_EVAL_NUM,
           num_samples: int = 256, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
           command: str | None = None, plot: bool = True, table: int | None = None,
           row: str | None = None, stop_at_bar: bool = False,
-          bar: tuple[float, float] = DEMO_BAR) -> dict[str, Any]:
+          bar: tuple[float, float] = DEMO_BAR, resume: bool = False) -> dict[str, Any]:
     """Train `model` from scratch, evaluate it along the way, write `curve.json` (+ `curve.png`);
-    `stop_at_bar` stops at the first evaluation with ARI-FG >= bar[0] and MSE ratio <= bar[1]."""
+    `stop_at_bar` stops at the first evaluation with ARI-FG >= bar[0] and MSE ratio <= bar[1].
+    `resume` continues the run in `out` from its last checkpoint as a new chunk: the earlier curve
+    is kept as `curve.chunkN.json` and joined with this chunk's in `curve.json` (`chunks` lists each
+    chunk's command, commit and wall time)."""
     from sri.metrics.learning import data_reference, meets, sample_metrics
     from sri.provenance import provenance
     from sri.train.runtime import machine_info
@@ -188,6 +232,16 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
     cfg = learning_config(model, dataset, preset=preset, seed=seed, minutes=minutes, steps=steps,
                           eval_every=eval_every, run_dir=out / "run", overrides=overrides,
                           table=table, row=row)
+    prev = earlier_curve(out) if resume else None
+    if resume:
+        cfg["resume"] = True
+        if (out / "curve.json").is_file():
+            n = len(list(out.glob("curve.chunk*.json"))) + 1
+            (out / "curve.json").rename(out / f"curve.chunk{n}.json")
+        if not list_checkpoints(cfg["run_dir"]):
+            print(f"[learn] --resume: no checkpoint in {cfg['run_dir']}; starting from scratch",
+                  file=sys.stderr, flush=True)
+            prev = None
     logger = MemoryLogger()
     trainer = CurveTrainer(cfg, logger, eval_num, partial=out / "curve.partial.json", stop_at_bar=stop_at_bar,
                            bar=bar)
@@ -219,6 +273,16 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
         for k, v in trainer._guarded(trainer.evaluate, m, ["ari_fg"], final=False).items():
             logger.log_scalar(f"eval_{k}", v, step)
     points = _points(logger, trainer.eval_times, eval_marks)
+    train_log = {k: v for k, v in logger.scalars.items() if not k.startswith("eval_")}
+    if prev is not None:  # join this chunk to the earlier ones
+        done = {"points": prev["points"], "train_wall_s": prev.get("total_train_wall_s", prev["train_wall_s"]),
+                "eval_wall_s": prev.get("total_eval_wall_s", prev.get("eval_wall_s", 0.0))}
+        points = merged_points([done, {"points": points, "train_wall_s": train_s,
+                                       "eval_wall_s": trainer.eval_seconds}])
+        earlier_train = prev.get("train") or {}
+        first = min((v[0][0] for v in train_log.values() if v), default=None)
+        train_log = {k: [v for v in earlier_train.get(k, []) if first is None or v[0] < first]
+                     + list(train_log.get(k, [])) for k in {**earlier_train, **train_log}}
     final = dict(points[-1]) if points else {}
     held_images, masks = trainer.held_out()
     if not interrupted:  # an interrupted run is not sampled: stopping should be quick
@@ -237,9 +301,12 @@ def learn(model: str, dataset: str = "blocks", *, minutes: float = 10.0, steps: 
         "machine": machine_info(str(trainer.device)), "eval_num": len(masks),
         "config": cfg, "points": points, "final": final, "data_reference": reference,
         "meets_demo_bar": meets(final),
-        "train": {k: v for k, v in logger.scalars.items() if not k.startswith("eval_")},
+        "train": train_log,
         "checkpoint": result["checkpoint"], "interrupted": interrupted,
     }
+    chunks = ((prev.get("chunks") or [_chunk_record(prev)]) if prev is not None else []) + [_chunk_record(res)]
+    res.update(chunks=chunks, total_train_wall_s=round(sum(c["train_wall_s"] or 0.0 for c in chunks), 1),
+               total_eval_wall_s=round(sum(c["eval_wall_s"] or 0.0 for c in chunks), 1))
     (out / "curve.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "curve.partial.json").unlink(missing_ok=True)
     if plot and points:
@@ -281,7 +348,8 @@ def plot_curve(res: dict[str, Any], path: str | Path) -> Path:
         ax[3].legend(fontsize=7)
     f = res.get("final", {})
     fig.suptitle(f"{res['model']} on {res['dataset']} (preset {res['preset']}, seed {res['seed']}): "
-                 f"{res['steps']} steps in {res['train_wall_s'] / 60:.1f} min; samples S-Acc "
+                 f"{res['steps']} steps in {res.get('total_train_wall_s', res['train_wall_s']) / 60:.1f} min; "
+                 f"samples S-Acc "
                  f"{f.get('sample_s_acc', float('nan')):.2f}, visible objects "
                  f"{f.get('sample_visible_objects', float('nan')):.2f} (data "
                  f"{res['data_reference']['visible_objects']:.2f})", fontsize=9)
@@ -318,6 +386,10 @@ def _parser() -> argparse.ArgumentParser:
                         "MSE ratio <= 0.25)")
     p.add_argument("--bar", default=None, metavar="ARI,MSE",
                    help="the bar of --stop-at-bar as ARI-FG,MSE-ratio (e.g. 0.6,0.4: the baselines' learning bar)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (e.g. one cut at the end of a "
+                        "working session): --steps is the run's total, --minutes this chunk's; the curve "
+                        "joins the chunks")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (e.g. lr=3e-4, model_options.pixel_std=0.1); repeatable")
     return p
@@ -350,14 +422,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
                     command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row,
-                    stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar))
+                    stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar), resume=args.resume)
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     except TrainingInterrupted:
         return 130
     f = res["final"]
     out = Path(res["config"]["run_dir"]).parent
-    print(f"\n{res['model']} on {res['dataset']}: {res['steps']} steps in {res['train_wall_s'] / 60:.1f} min")
+    chunks = f" ({len(res['chunks'])} chunks)" if len(res["chunks"]) > 1 else ""
+    print(f"\n{res['model']} on {res['dataset']}: {res['steps']} steps in {res['total_train_wall_s'] / 60:.1f} min"
+          + chunks)
     for p in res["points"]:
         extra = f", ordered {p['ari_fg_ordered']:.3f}" if "ari_fg_ordered" in p else ""
         print(f"  step {p['step']:>6}: ARI-FG {p['ari_fg']:.3f}{extra}, MSE/baseline {p['mse_ratio']:.3f}, "

@@ -79,37 +79,17 @@ def first_at_bar(points: Sequence[dict[str, float]], *, ari: float = 0.75,
     return None
 
 
-def _chunks(job: Job) -> list[dict[str, Any]]:
-    """The job's curve files in order: earlier chunks (`curve.chunkN.json`), then `curve.json`."""
-    d = Path(job["out"])
-    files = sorted(d.glob("curve.chunk*.json"), key=lambda p: int(p.stem.split("chunk")[1]))
-    if (d / "curve.json").is_file():
-        files.append(d / "curve.json")
-    return [json.loads(f.read_text()) for f in files]
+def _curve(job: Job) -> dict[str, Any] | None:
+    """The job's curve so far (every chunk joined, `sri.bench.learn --resume`), or None."""
+    from sri.bench.learn import earlier_curve
 
-
-def merged_points(chunks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One curve from the chunks of a run continued across sessions: each chunk's wall-clock and
-    evaluation seconds are offset by the chunks before it."""
-    pts: list[dict[str, Any]] = []
-    wall = ev = 0.0
-    for c in chunks:
-        for p in c["points"]:
-            if pts and p["step"] <= pts[-1]["step"]:
-                continue  # a chunk re-evaluates the step it resumed from
-            q = dict(p)
-            q["wall_s"] = round(p["wall_s"] + wall, 1)
-            q["eval_s"] = round(p.get("eval_s", 0.0) + ev, 1)
-            pts.append(q)
-        wall += c["train_wall_s"]
-        ev += c.get("eval_wall_s", 0.0)
-    return pts
+    return earlier_curve(job["out"])
 
 
 def _job_result(job: Job) -> dict[str, Any]:
-    chunks = _chunks(job)
-    curve = chunks[-1]
-    pts = merged_points(chunks)
+    curve = _curve(job)
+    chunks = curve.get("chunks") or [curve]
+    pts = curve["points"]
     hit = first_at_bar(pts)
     best = max(pts, key=lambda p: p.get("ari_fg", -1)) if pts else {}
     res = {"row": job["row"], "recipe": job["recipe"], "seed": job["seed"], "steps": curve["steps"],
@@ -117,7 +97,7 @@ def _job_result(job: Job) -> dict[str, Any]:
            "steps_to_bar": hit["step"] if hit else None,
            "minutes_to_bar": round(hit["wall_s"] / 60, 2) if hit else None,
            "train_minutes_to_bar": round((hit["wall_s"] - hit.get("eval_s", 0.0)) / 60, 2) if hit else None,
-           "minutes": round(sum(c["train_wall_s"] for c in chunks) / 60, 2), "chunks": len(chunks),
+           "minutes": round(curve.get("total_train_wall_s", curve["train_wall_s"]) / 60, 2), "chunks": len(chunks),
            "chunk_commands": [c.get("command") for c in chunks],
            "chunk_commits": [c.get("commit") for c in chunks],
            "best_ari_fg": best.get("ari_fg"),
@@ -132,17 +112,15 @@ def _job_result(job: Job) -> dict[str, Any]:
 def _next_command(job: Job, cap_minutes: float) -> list[str] | None:
     """The command still to run for `job`: None when it is finished (bar met, or `cap_minutes`
     used up); the whole command for a new run; a resuming chunk for the minutes left."""
-    chunks = _chunks(job)
-    if not chunks:
+    curve = _curve(job)
+    if curve is None:
         return list(job["cmd"])
-    used = sum(c["train_wall_s"] for c in chunks) / 60
-    if first_at_bar(merged_points(chunks)) is not None or used >= cap_minutes - 0.05:
+    used = curve.get("total_train_wall_s", curve["train_wall_s"]) / 60
+    if first_at_bar(curve["points"]) is not None or used >= cap_minutes - 0.05:
         return None
-    d = Path(job["out"])
-    (d / "curve.json").rename(d / f"curve.chunk{len(chunks)}.json")
     cmd = list(job["cmd"])
     cmd[cmd.index("--minutes") + 1] = f"{cap_minutes - used:.2f}"
-    return cmd + ["--set", "resume=true"]
+    return cmd + ["--resume"]
 
 
 def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,8 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
+from sri.checkpoint import export_checkpoint
 from sri.provenance import REPO, git_state
 
 # the demo's two rows (Table 2) and where their starting checkpoints and provenance live
@@ -44,31 +43,6 @@ def _commit() -> str:
     """HEAD, with "+dirty" when tracked files differ from it ("unknown" outside a git checkout)."""
     g = git_state()
     return "unknown" if g["commit"] is None else g["commit"] + ("+dirty" if g["dirty"] else "")
-
-
-def _cast(obj: Any, dtype: torch.dtype) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(dtype) if obj.is_floating_point() and obj.dim() > 0 else obj
-    if isinstance(obj, dict):
-        return {k: _cast(v, dtype) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cast(v, dtype) for v in obj)
-    return obj
-
-
-def export_checkpoint(src: str | Path, dst: str | Path, *, keep_optimizer: bool = True) -> Path:
-    """A trainer checkpoint -> a compact starting checkpoint (fp16 weights, bf16 Adam moments; no
-    optimiser state with `keep_optimizer=False`: a file to evaluate rather than to continue)."""
-    from sri.checkpoint import load_checkpoint, save_checkpoint
-
-    ck = load_checkpoint(src)
-    opt = ck.get("optimizer_state") if keep_optimizer else None
-    out = {"step": int(ck["step"]), "model_name": ck["model_name"], "model_options": ck["model_options"],
-           "model_state": _cast(ck["model_state"], torch.float16),
-           "optimizer_state": None if opt is None else {"state": _cast(opt["state"], torch.bfloat16),
-                                                        "param_groups": opt["param_groups"]},
-           "gecos": ck.get("gecos", {}), "config": ck.get("config", {})}
-    return save_checkpoint(dst, out)
 
 
 def checkpoint_command(row: str, steps: int, seed: int, *, goal: float | None = None,
