@@ -71,6 +71,9 @@ def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
     for r in res["runs"]:
         for key in ("sample_s_acc", "scene_fd", "sample_visible_objects", "ari_fg", "order_consistency"):
             assert isinstance(r[key], float), key
+    for r in res["runs"]:  # Table 3's SRI loss adds crossOrderKL (>= 0) to the -ELBO; GENv2 has none
+        assert (r["sri_loss_bpd"] >= r["nelbo_bpd"] - 1e-9) if r["row"] == "sri_g" else \
+            r["sri_loss_bpd"] == r["nelbo_bpd"]
     mean, std = res["summary"]["sri_g"]["scene_fd"]
     fds = [r["scene_fd"] for r in res["runs"] if r["row"] == "sri_g"]
     assert abs(mean - sum(fds) / 2) < 1e-9 and abs(std - abs(fds[0] - fds[1]) / 2 ** 0.5) < 1e-9
@@ -117,6 +120,17 @@ def test_compare_continues_cut_runs_and_reports_s_acc_by_eye(tmp_path, monkeypat
     res = compare(["genv2_g"], [0], steps=cut + 2, preset="smoke", out=cmp, num=8, labels=tmp_path / "judge")
     assert res["runs"][0]["s_acc_eye"] == 4 / 5 and res["runs"][0]["n_eye"] == 5
     assert "s_acc_eye" in res["summary"]["genv2_g"]
+
+
+def test_compare_cli_takes_table_3_rows_and_names_a_bad_row(tmp_path, monkeypatch):
+    import sri.bench.compare as cmp
+
+    seen = {}
+    monkeypatch.setattr(cmp, "compare", lambda rows, seeds, **kw: seen.update(rows=rows, **kw))
+    assert cmp.main(["--table", "3", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    assert seen["rows"] == ["a", "b", "c", "d"] and seen["table"] == 3
+    with pytest.raises(SystemExit, match="unknown row 'sri_g' for table 3"):
+        cmp.main(["--table", "3", "--rows", "sri_g"])
 
 
 def test_each_evaluation_is_written_at_once(tmp_path):

@@ -27,7 +27,7 @@ __all__ = ["generation_metrics", "eye_labels", "compare", "main"]
 def generation_metrics(model: torch.nn.Module, *, data_options: dict[str, Any], num: int = 1000,
                        seed: int = 0, batch_size: int = 100, temperature: float = 1.0) -> dict[str, float]:
     """S-Acc, visible (and coloured) objects and scene-feature FD of `num` samples (vs `num` test
-    scenes), and the slot-order consistency of 256 samples."""
+    scenes), -ELBO and the SRI loss on those test scenes, and the slot-order consistency of 256 samples."""
     from sri.data import build_dataset
     from sri.metrics.learning import sample_metrics
     from sri.metrics.order import order_consistency_from_model
@@ -44,8 +44,24 @@ def generation_metrics(model: torch.nn.Module, *, data_options: dict[str, Any], 
     fake = torch.cat([model.sample(min(batch_size, num - i), temperature=temperature, generator=gen).images.clamp(0, 1)
                       for i in range(0, num, batch_size)])
     res["scene_fd"] = scene_frechet_distance(net, fake, real)
+    res.update(_test_bpd(model, real, batch_size))
     res["order_consistency"] = order_consistency_from_model(model, num_samples=256, seed=seed)["order_consistency"]
     return res
+
+
+@torch.no_grad()
+def _test_bpd(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """-ELBO and Table 3's SRI loss (-ELBO + crossOrderKL) in bits/dim on `images`, normalised likelihood."""
+    from sri.metrics.bpd import bits_per_dim, nelbo_nats, sri_loss_nats
+
+    nelbo = sri = 0.0
+    for i in range(0, len(images), batch_size):
+        terms = model.elbo_terms(images[i:i + batch_size], normalized=True)
+        nelbo += float(nelbo_nats(terms).double().sum())
+        sri += float(sri_loss_nats(terms).double().sum())
+    dims = images[0].numel()
+    return {"nelbo_bpd": float(bits_per_dim(nelbo / len(images), dims)),
+            "sri_loss_bpd": float(bits_per_dim(sri / len(images), dims))}
 
 
 def _summary(values: list[float]) -> tuple[float, float]:
@@ -108,7 +124,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
             d = out / row / f"seed{seed}"
             state, res = _state(d, steps, preset)
             if state != "done":
-                cmd = (f"python -m sri.bench compare --rows {row} --seeds {seed} --steps {steps} --preset {preset}"
+                cmd = (f"python -m sri.bench compare --table {table} --rows {row} --seeds {seed} --steps {steps} "
+                       f"--preset {preset}"
                        + (f" --minutes {minutes:g}" if minutes else ""))
                 print(f"[compare] {row} seed {seed}: " + ("continuing from step " + str(res["steps"])
                                                           if state == "continue" else "training from scratch"),
@@ -141,7 +158,7 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
             print(f"[compare] {row} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                               if isinstance(v, float)), flush=True)
     keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "sample_visible_objects", "sample_coloured_objects",
-            "ari_fg", "order_consistency", "mse_ratio"]
+            "ari_fg", "order_consistency", "mse_ratio", "sri_loss_bpd"]
     keys = [k for k in keys if any(k in r for r in runs)]
     table_rows = {}
     for row in rows:
@@ -171,7 +188,10 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(prog="python -m sri.bench compare", description=__doc__.split("\n")[0])
-    p.add_argument("--rows", default="sri_g,genv2_g", help="Table 2 rows (default sri_g,genv2_g)")
+    p.add_argument("--table", type=int, default=2, help="the paper table whose rows are compared (default 2; "
+                   "3: the ablations a-d)")
+    p.add_argument("--rows", default=None, help="rows of --table (default: sri_g,genv2_g for Table 2, a,b,c,d "
+                   "for Table 3)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", type=int, default=15_000, help="training steps per run (default 15000)")
     p.add_argument("--preset", default="demo")
@@ -186,9 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     from sri.provenance import bench_command
 
-    compare([r for r in a.rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
+    rows = a.rows or ("a,b,c,d" if a.table == 3 else "sri_g,genv2_g")
+    from sri.configs import ConfigError, row_spec
+
+    try:
+        for r in rows.split(","):
+            if r:
+                row_spec(a.table, r)
+    except ConfigError as e:
+        raise SystemExit(f"sri.bench compare: {e}") from None
+    compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
             steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
-            minutes=a.minutes, labels=Path(a.labels) if a.labels else None)
+            minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table)
     return 0
 
 
