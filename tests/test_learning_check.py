@@ -113,12 +113,14 @@ def test_compare_continues_cut_runs_and_reports_s_acc_by_eye(tmp_path, monkeypat
     assert meta["checkpoints"] == [f"{model_file}@{cut + 2}"]
     pool = np.load(tmp_path / "judge" / "pool_0000.npz")
     verdicts = [1, 0, 1, -1, 1, 1]
+    blocks = [3, 2, "", 4, 1, 2]
     with open(tmp_path / "judge" / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["id", "label"])
-        w.writerows(zip(pool["ids"].tolist(), verdicts))
+        w.writerow(["id", "label", "blocks"])
+        w.writerows(zip(pool["ids"].tolist(), verdicts, blocks))
     res = compare(["genv2_g"], [0], steps=cut + 2, preset="smoke", out=cmp, num=8, labels=tmp_path / "judge")
     assert res["runs"][0]["s_acc_eye"] == 4 / 5 and res["runs"][0]["n_eye"] == 5
+    assert res["runs"][0]["blocks_eye"] == 12 / 5 and res["runs"][0]["n_blocks_eye"] == 5
     assert "s_acc_eye" in res["summary"]["genv2_g"]
 
 

@@ -86,18 +86,25 @@ def _state(d: Path, steps: int, preset: str) -> tuple[str, dict[str, Any] | None
     return "new", None
 
 
-def eye_labels(folder: Path) -> dict[tuple[str, int], list[int]]:
-    """(checkpoint file name, step) -> the eye labels (1 / 0; ambiguous left out) of its samples in
-    the judge-check pools of `folder` (`python -m sri.bench judge-check make-pool`)."""
-    from sri.bench.judge_check import load_pool, read_labels
+def eye_labels(folder: Path) -> dict[tuple[str, int], dict[str, list[int]]]:
+    """(checkpoint file name, step) -> {"labels": eye labels (1 / 0; ambiguous left out), "blocks":
+    blocks counted by eye} of its samples in the judge-check pools of `folder`
+    (`python -m sri.bench judge-check make-pool`)."""
+    from sri.bench.judge_check import load_pool, read_counts, read_labels
 
     pool = load_pool(folder)
     lab = read_labels(folder / "labels.csv")
-    out: dict[tuple[str, int], list[int]] = {}
+    counts = read_counts(folder / "labels.csv")
+    out: dict[tuple[str, int], dict[str, list[int]]] = {}
     for sid, src in zip(pool["ids"], pool["sources"]):
         name, _, step = str(src).rpartition("@")
-        if lab.get(int(sid), -1) >= 0 and step.isdigit():
-            out.setdefault((Path(name).name, int(step)), []).append(lab[int(sid)])
+        if not step.isdigit():
+            continue
+        entry = out.setdefault((Path(name).name, int(step)), {"labels": [], "blocks": []})
+        if lab.get(int(sid), -1) >= 0:
+            entry["labels"].append(lab[int(sid)])
+        if int(sid) in counts:
+            entry["blocks"].append(counts[int(sid)])
     return out
 
 
@@ -151,13 +158,16 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
                      "ari_fg": last["ari_fg"], "mse_ratio": last["mse_ratio"], "kl": last.get("kl"), **gm}
             if "ari_fg_ordered" in last:
                 entry["ari_fg_ordered"] = last["ari_fg_ordered"]
-            seen = eye.get((model_file.name, res["steps"]), [])
-            if seen:
-                entry["s_acc_eye"], entry["n_eye"] = sum(seen) / len(seen), len(seen)
+            seen = eye.get((model_file.name, res["steps"]), {"labels": [], "blocks": []})
+            if seen["labels"]:
+                entry["s_acc_eye"], entry["n_eye"] = sum(seen["labels"]) / len(seen["labels"]), len(seen["labels"])
+            if seen["blocks"]:
+                entry["blocks_eye"] = sum(seen["blocks"]) / len(seen["blocks"])
+                entry["n_blocks_eye"] = len(seen["blocks"])
             runs.append(entry)
             print(f"[compare] {row} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                               if isinstance(v, float)), flush=True)
-    keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "sample_visible_objects", "sample_coloured_objects",
+    keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "blocks_eye", "sample_visible_objects", "sample_coloured_objects",
             "ari_fg", "order_consistency", "mse_ratio", "sri_loss_bpd"]
     keys = [k for k in keys if any(k in r for r in runs)]
     table_rows = {}

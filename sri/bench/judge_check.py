@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["RULES", "make_pool", "load_pool", "read_labels", "split_of", "agreement", "report", "main"]
+__all__ = ["RULES", "COUNT_RULES", "make_pool", "load_pool", "read_labels", "read_counts", "split_of", "agreement",
+           "count_agreement", "report", "main"]
 
 RULES = """\
 A sample is labelled by looking at its image alone (4x enlarged), in the paper's sense of a
@@ -39,6 +40,13 @@ implausible (0): any block floating (a gap of background between it and everythi
                  block above the floor line, or no block visible at all (empty or faint scene).
 ambiguous (-1):  it cannot be told whether a blob is one or several blocks, or whether two
                  blobs touch; these are left out of every score.
+"""
+
+
+COUNT_RULES = """\
+blocks (optional third column of labels.csv): the number of blocks a person sees in the image,
+whatever the label: a blob of one colour is one block unless an edge or a change of colour splits
+it; a faint, nearly grey smudge is not a block; blank where it cannot be told.
 """
 
 
@@ -122,6 +130,30 @@ def read_labels(path: Path) -> dict[int, int]:
     return out
 
 
+def read_counts(path: Path) -> dict[int, int]:
+    """id -> blocks counted by eye, from the optional `blocks` column of the labels CSV (blank: not counted)."""
+    out: dict[int, int] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            value = (row.get("blocks") or "").strip()
+            if value:
+                if not value.isdigit():
+                    raise ValueError(f"{path}: blocks of id {row['id']} must be a count (0, 1, 2, ...) or blank, "
+                                     f"got {value!r}")
+                out[int(row["id"])] = int(value)
+    return out
+
+
+def count_agreement(counted: np.ndarray, eye: np.ndarray) -> dict[str, float]:
+    """An automatic block count against counts by eye: mean absolute error, exact share, mean of each."""
+    counted, eye = np.asarray(counted, float), np.asarray(eye, float)
+    n = len(eye)
+    nan = float("nan")
+    return {"n": int(n), "mae": float(np.abs(counted - eye).mean()) if n else nan,
+            "exact": float((counted == eye).mean()) if n else nan,
+            "mean_counted": float(counted.mean()) if n else nan, "mean_eye": float(eye.mean()) if n else nan}
+
+
 def agreement(judged: np.ndarray, eye: np.ndarray) -> dict[str, float]:
     """Accuracy and the two error rates of boolean `judged` against boolean labels `eye`."""
     judged, eye = np.asarray(judged, bool), np.asarray(eye, bool)
@@ -166,6 +198,25 @@ def report(folder: Path, labels: Path | None = None, command: str = "") -> dict[
         r["by_source"] = {str(s): agreement(judged[keep & (pool["sources"] == s)], eye[keep & (pool["sources"] == s)])
                           for s in dict.fromkeys(pool["sources"])}
         res["judges"][name] = r
+    counts = read_counts(labels or folder / "labels.csv")
+    has = np.array([int(i) in counts for i in ids])
+    if has.any():
+        from sri.metrics.stacks import coloured_blocks, count_blocks, masks_to_labels
+
+        eye_n = np.array([counts.get(int(i), -1) for i in ids])
+        maps = masks_to_labels(masks[torch.from_numpy(has)])
+        counters = {"visible_objects (mask argmax)": count_blocks(maps).numpy(),
+                    "coloured_objects (coloured mask blocks)":
+                        coloured_blocks(images[torch.from_numpy(has)], maps).numpy()}
+        res["counts"] = {}
+        for name, counted in counters.items():
+            full = np.full(len(ids), -1)
+            full[has] = counted
+            sel = {part: has & ((split == part) if part != "all" else True) for part in ("all", "dev", "test")}
+            r = {part: count_agreement(full[m], eye_n[m]) for part, m in sel.items()}
+            by = {str(s): has & (pool["sources"] == s) for s in dict.fromkeys(pool["sources"][has])}
+            r["by_source"] = {s: count_agreement(full[m], eye_n[m]) for s, m in by.items()}
+            res["counts"][name] = r
     return res
 
 
@@ -181,6 +232,16 @@ def _print(res: dict[str, Any]) -> None:
         for src, a in r["by_source"].items():
             print(f"  {src}: n {a['n']}, S-Acc eye {a['s_acc_eye']:.3f}, judge {a['s_acc_judge']:.3f}, "
                   f"accuracy {a['accuracy']:.3f}")
+
+
+def _print_counts(res: dict[str, Any]) -> None:
+    for name, r in res.get("counts", {}).items():
+        print(f"\nblocks per sample: {name} against the eye")
+        print("  part   n    MAE    exact  mean counted  mean by eye")
+        for part in ("all", "dev", "test"):
+            a = r[part]
+            print(f"  {part:5} {a['n']:4}   {a['mae']:.2f}   {a['exact']:.2f}   {a['mean_counted']:.2f}          "
+                  f"{a['mean_eye']:.2f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd)
     _print(res)
+    _print_counts(res)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
     return 0
