@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,6 +199,33 @@ def test_an_interrupted_learning_check_keeps_its_curve(tmp_path):
     res = json.loads((out / "curve.json").read_text())
     assert res["interrupted"] is True and len(res["points"]) >= 1 and res["checkpoint"]
     assert "sample_s_acc" not in res["final"] and "commit" in res
+
+
+def test_eval_samples_put_s_acc_and_scene_fd_in_every_point(tmp_path, monkeypatch):
+    """--eval-samples N: each evaluation also judges N samples (S-Acc by `judge_samples`) and gives
+    their scene FD against N test scenes, equal to computing both by hand on the same samples."""
+    from sri.metrics import judge_samples
+    from sri.metrics import scene_features as sf
+
+    net = sf.train_scene_features(16, steps=5, num_train=200, progress=False)
+    weights = sf.save_scene_features(net, tmp_path / "sf16.pt")
+    monkeypatch.setattr(sf, "default_weights_path", lambda size: weights)
+    cfg = learning_config("genv2", preset="smoke", steps=2, minutes=0, eval_every=2, run_dir=tmp_path / "run")
+    trainer = CurveTrainer(cfg, None, eval_num=8, eval_samples=12)
+    trainer.fit()
+    model = trainer.model
+    got = trainer.sample_quality(model)
+    g = torch.Generator().manual_seed(cfg["seed"] + 1)
+    model.eval()
+    with torch.no_grad():
+        outs = [model.sample(12, generator=g)]
+    images, masks = outs[0].images.clamp(0, 1), outs[0].masks
+    assert got["s_acc"] == float(judge_samples(images, masks).float().mean())
+    assert np.isclose(got["scene_fd"], sf.scene_frechet_distance(sf.load_scene_features(16), images,
+                                                                 trainer._fd_real))
+    res = learn("genv2", steps=2, minutes=0, preset="smoke", eval_every=1, num_samples=4, eval_num=8,
+                out=tmp_path / "curve", plot=False, eval_samples=12)
+    assert all("s_acc" in p and "scene_fd" in p for p in res["points"])
 
 
 def test_a_run_cut_into_chunks_continues_and_joins_its_curve(tmp_path):

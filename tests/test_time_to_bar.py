@@ -138,3 +138,37 @@ def test_the_new_recipe_is_the_quick_preset_and_equals_its_measured_form():
     b.update(RECIPES["schedule-b16"][1])
     a.pop("preset"), b.pop("preset")
     assert a == b and RECIPES["new"][0] == "quick"
+
+
+def test_the_sample_bar_waits_for_the_samples_too(tmp_path):
+    """--sample-bar: the first point meeting the demo bar is not enough; the run is finished only
+    once its samples have S-Acc >= 0.5 and scene FD <= 10 as well (and the commands judge samples)."""
+    pts = [{"step": 1000, "ari_fg": 0.76, "mse_ratio": 0.2, "s_acc": 0.9, "scene_fd": 30.0},
+           {"step": 2000, "ari_fg": 0.74, "mse_ratio": 0.2, "s_acc": 0.9, "scene_fd": 5.0},
+           {"step": 3000, "ari_fg": 0.77, "mse_ratio": 0.2, "s_acc": 0.6, "scene_fd": 8.0}]
+    assert first_at_bar(pts)["step"] == 1000
+    assert first_at_bar(pts, sample_bar=(0.5, 10.0))["step"] == 3000
+    job = plan_jobs(["genv2_g"], ["scenes"], [0], minutes=20, eval_every=500, out=tmp_path,
+                    sample_bar=(0.5, 10.0))[0]
+    assert job["cmd"][job["cmd"].index("--sample-bar") + 1] == "0.5,10"
+    assert job["cmd"][job["cmd"].index("--preset") + 1] == "scenes"
+    d = Path(job["out"])
+    d.mkdir(parents=True)
+    (d / "curve.json").write_text(json.dumps({"points": pts[:2], "train_wall_s": 300.0}))
+    assert _next_command(job, 20) is not None  # demo bar met, samples not yet: it goes on
+    (d / "curve.json").write_text(json.dumps({"points": pts, "train_wall_s": 400.0}))
+    assert _next_command(job, 20) is None
+
+
+def test_learn_stops_at_the_sample_bar_only_when_the_samples_meet_it(tmp_path, monkeypatch):
+    from sri.bench import learn as learn_mod
+    from sri.bench.learn import CurveTrainer, learning_config
+
+    cfg = learning_config("genv2", preset="smoke", steps=50, minutes=0, eval_every=2, run_dir=tmp_path / "run")
+    t = CurveTrainer(cfg, None, eval_num=8, stop_at_bar=True, bar=(-1.0, 1e9), sample_bar=(0.5, 10.0))
+    assert t.eval_samples == 1000  # the protocol's default when a sample bar is set
+    verdicts = iter([{"s_acc": 0.2, "scene_fd": 5.0}, {"s_acc": 0.7, "scene_fd": 9.0}])
+    monkeypatch.setattr(CurveTrainer, "sample_quality", lambda self, model: next(verdicts))
+    t.fit()
+    assert t.config["steps"] == 4  # the ARI/MSE bar (trivial here) held at step 2; the samples at step 4
+    assert learn_mod.meets_sample_bar({"s_acc": 0.5, "scene_fd": 10.0})

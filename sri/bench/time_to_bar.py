@@ -38,6 +38,7 @@ RECIPES: dict[str, tuple[str, dict[str, Any], str]] = {
                      "batch 16, goal -1.6 until met, -2.2 from 1,000 steps later"),
     "early-goal": ("demo", {"geco_goal": -1.45, "geco_goal_schedule": [{"goal": -2.2, "after_reached": 1000}]},
                    "batch 16, goal -1.45 (met sooner) until met, -2.2 from 1,000 steps later"),
+    "scenes": ("scenes", {}, "scenes preset: quick, then goal -2.1 from step 12,000 (samples become towers)"),
 }
 
 
@@ -46,7 +47,8 @@ class Job(dict):
 
 
 def plan_jobs(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int], *, minutes: float,
-              eval_every: int, out: Path, table: int = 2, num_samples: int = 128) -> list[Job]:
+              eval_every: int, out: Path, table: int = 2, num_samples: int = 128,
+              sample_bar: tuple[float, float] | None = None) -> list[Job]:
     """The learning-check commands of every row x recipe x seed, interleaved by recipe."""
     from sri.configs import ConfigError, row_spec
 
@@ -64,17 +66,23 @@ def plan_jobs(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int],
                        "--row", row, "--dataset", "blocks", "--preset", preset, "--minutes", f"{minutes:g}",
                        "--seed", str(seed), "--eval-every", str(eval_every), "--num-samples",
                        str(num_samples), "--stop-at-bar", "--out", str(d)]
+                if sample_bar is not None:
+                    cmd += ["--sample-bar", f"{sample_bar[0]:g},{sample_bar[1]:g}"]
                 for k, v in overrides.items():
                     cmd += ["--set", f"{k}={json.dumps(v, separators=(',', ':'))}"]
-                jobs.append(Job(row=row, model=model, recipe=recipe, seed=seed, out=str(d), cmd=cmd))
+                jobs.append(Job(row=row, model=model, recipe=recipe, seed=seed, out=str(d), cmd=cmd,
+                                sample_bar=None if sample_bar is None else list(sample_bar)))
     return jobs
 
 
 def first_at_bar(points: Sequence[dict[str, float]], *, ari: float = 0.75,
-                 mse_ratio: float = 0.25) -> dict[str, float] | None:
-    """The first evaluation that meets the bar, or None."""
+                 mse_ratio: float = 0.25, sample_bar: tuple[float, float] | None = None) -> dict[str, float] | None:
+    """The first evaluation that meets the bar (and `sample_bar`'s S-Acc and scene FD, if given), or None."""
+    from sri.bench.learn import meets_sample_bar
+
     for p in points:
-        if p.get("ari_fg", 0.0) >= ari and p.get("mse_ratio", float("inf")) <= mse_ratio:
+        if p.get("ari_fg", 0.0) >= ari and p.get("mse_ratio", float("inf")) <= mse_ratio \
+                and (sample_bar is None or meets_sample_bar(p, sample_bar)):
             return p
     return None
 
@@ -91,6 +99,8 @@ def _job_result(job: Job) -> dict[str, Any]:
     chunks = curve.get("chunks") or [curve]
     pts = curve["points"]
     hit = first_at_bar(pts)
+    sample_bar = job.get("sample_bar")
+    hit_s = first_at_bar(pts, sample_bar=tuple(sample_bar)) if sample_bar else None
     best = max(pts, key=lambda p: p.get("ari_fg", -1)) if pts else {}
     res = {"row": job["row"], "recipe": job["recipe"], "seed": job["seed"], "steps": curve["steps"],
            "batch_size": curve["config"]["batch_size"], "reached": hit is not None,
@@ -104,8 +114,14 @@ def _job_result(job: Job) -> dict[str, Any]:
            "last": pts[-1] if pts else {}, "curve": str(Path(job["out"]) / "curve.json"),
            "sample_s_acc": curve["final"].get("sample_s_acc"),
            "sample_visible_objects": curve["final"].get("sample_visible_objects"),
-           "points": [{k: p.get(k) for k in ("step", "wall_s", "eval_s", "ari_fg", "mse_ratio", "kl")}
-                      for p in pts]}
+           "points": [{k: p.get(k) for k in ("step", "wall_s", "eval_s", "ari_fg", "mse_ratio", "kl", "s_acc",
+                                             "scene_fd") if k in p} for p in pts]}
+    if sample_bar:
+        res.update(sample_bar=list(sample_bar), reached_sample_bar=hit_s is not None,
+                   steps_to_sample_bar=hit_s["step"] if hit_s else None,
+                   minutes_to_sample_bar=round(hit_s["wall_s"] / 60, 2) if hit_s else None,
+                   train_minutes_to_sample_bar=round((hit_s["wall_s"] - hit_s.get("eval_s", 0.0)) / 60, 2)
+                   if hit_s else None)
     return res
 
 
@@ -116,7 +132,8 @@ def _next_command(job: Job, cap_minutes: float) -> list[str] | None:
     if curve is None:
         return list(job["cmd"])
     used = curve.get("total_train_wall_s", curve["train_wall_s"]) / 60
-    if first_at_bar(curve["points"]) is not None or used >= cap_minutes - 0.05:
+    bar = tuple(job["sample_bar"]) if job.get("sample_bar") else None
+    if first_at_bar(curve["points"], sample_bar=bar) is not None or used >= cap_minutes - 0.05:
         return None
     cmd = list(job["cmd"])
     cmd[cmd.index("--minutes") + 1] = f"{cap_minutes - used:.2f}"
@@ -135,6 +152,13 @@ def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             vals = [r[key] for r in hit]
             entry[f"mean_{key}"] = round(statistics.fmean(vals), 2) if vals else None
             entry[f"max_{key}"] = max(vals) if vals else None
+        if any("reached_sample_bar" in r for r in rs):
+            hit_s = [r for r in rs if r.get("reached_sample_bar")]
+            entry["reached_sample_bar"] = len(hit_s)
+            for key in ("minutes_to_sample_bar", "train_minutes_to_sample_bar", "steps_to_sample_bar"):
+                vals = [r[key] for r in hit_s]
+                entry[f"mean_{key}"] = round(statistics.fmean(vals), 2) if vals else None
+                entry[f"max_{key}"] = max(vals) if vals else None
         entry["best_ari_fg"] = max(r["best_ari_fg"] or 0 for r in rs)
         out.append(entry)
     return out
@@ -174,13 +198,14 @@ def _run_all(jobs: list[Job], parallel: int, log_dir: Path, cap_minutes: float, 
 
 def time_to_bar(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int], *, minutes: float,
                 eval_every: int, out: Path, parallel: int = 2, command: str = "",
-                threads: int | None = None) -> dict[str, Any]:
-    """Train every row x recipe x seed (or reuse finished ones), write the JSON, MD and PNG."""
+                threads: int | None = None, sample_bar: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Train every row x recipe x seed (or reuse finished ones), write the JSON, MD and PNG;
+    `sample_bar` (S-Acc, scene FD) also times the samples' bar."""
     from sri.provenance import provenance
 
     prov = provenance(command)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = plan_jobs(rows, recipes, seeds, minutes=minutes, eval_every=eval_every, out=out)
+    jobs = plan_jobs(rows, recipes, seeds, minutes=minutes, eval_every=eval_every, out=out, sample_bar=sample_bar)
     threads = threads or max(1, (os.cpu_count() or 1) // max(parallel, 1))
     _run_all(jobs, parallel, out / "logs", minutes, threads)
     results = [_job_result(j) for j in jobs]
@@ -188,6 +213,7 @@ def time_to_bar(rows: Sequence[str], recipes: Sequence[str], seeds: Sequence[int
               "threads_per_job": threads,
               "cap_minutes": minutes, "eval_every": eval_every,
               "bar": {"ari_fg": 0.75, "mse_ratio": 0.25},
+              "sample_bar": None if sample_bar is None else {"s_acc": sample_bar[0], "scene_fd": sample_bar[1]},
               "recipes": {r: {"preset": RECIPES[r][0], "overrides": RECIPES[r][1], "what": RECIPES[r][2]}
                           for r in recipes},
               "summary": summarise(results), "runs": results}
@@ -205,6 +231,20 @@ def markdown(report: dict[str, Any]) -> str:
         to = f"{r['minutes_to_bar']} ({r['train_minutes_to_bar']})" if r["reached"] else "-"
         lines.append(f"| {r['row']} | {r['recipe']} | {r['seed']} | {'yes' if r['reached'] else 'no'} | "
                      f"{r['steps_to_bar'] or '-'} | {to} | {r['best_ari_fg']:.3f} | {r['steps']} | {r['minutes']} |")
+    with_samples = [r for r in report["runs"] if "reached_sample_bar" in r]
+    if with_samples:
+        sb = with_samples[0]["sample_bar"]
+        lines += ["", f"Sample bar (S-Acc >= {sb[0]:g} and scene FD <= {sb[1]:g} of 1,000 samples, with the bar "
+                  f"above):",
+                  "", "| row | recipe | seed | reached | steps | min (train only) | last S-Acc | last scene FD |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in with_samples:
+            last = r["last"]
+            to = (f"{r['minutes_to_sample_bar']} ({r['train_minutes_to_sample_bar']})" if r["reached_sample_bar"]
+                  else "-")
+            lines.append(f"| {r['row']} | {r['recipe']} | {r['seed']} | {'yes' if r['reached_sample_bar'] else 'no'} | "
+                         f"{r['steps_to_sample_bar'] or '-'} | {to} | {last.get('s_acc', float('nan')):.3f} | "
+                         f"{last.get('scene_fd', float('nan')):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -258,6 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per run (default: cores / --parallel); 1 when two invocations share 2 cores")
     p.add_argument("--out", default="runs/time_to_bar", help="output folder (default runs/time_to_bar)")
+    p.add_argument("--sample-bar", nargs="?", const="0.5,10", default=None, metavar="S_ACC,FD",
+                   help="also measure the time until 1,000 samples reach S-Acc >= S_ACC and scene FD <= FD "
+                        "(default 0.5,10: the generation issue's bar); runs continue past the demo bar until then")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     return p
 
@@ -276,14 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"sri.bench time-to-bar: --seeds must be integers, got {a.seeds!r}") from None
     if a.parallel < 1 or a.minutes <= 0 or a.eval_every < 1:
         raise SystemExit("sri.bench time-to-bar: --parallel, --minutes and --eval-every must be positive")
+    from sri.bench.learn import _parse_pair
+
+    sample_bar = _parse_pair(a.sample_bar, "--sample-bar")
     try:
         if a.dry_run:
-            for j in plan_jobs(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out)):
+            for j in plan_jobs(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out),
+                               sample_bar=sample_bar):
                 print(shlex.join(j["cmd"]))
             return 0
         rep = time_to_bar(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out),
                           parallel=a.parallel, command="python -m sri.bench time-to-bar " + shlex.join(argv),
-                          threads=a.threads)
+                          threads=a.threads, sample_bar=sample_bar)
     except ConfigError as e:
         raise SystemExit(f"sri.bench time-to-bar: {e}") from None
     print(markdown(rep))
