@@ -95,6 +95,7 @@ def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
     for r in res["runs"]:
         for key in ("sample_s_acc", "scene_fd", "sample_visible_objects", "ari_fg", "order_consistency"):
             assert isinstance(r[key], float), key
+    assert all(r["steps_to_bar"] is None for r in res["runs"])  # 2 smoke steps reach no bar
     for r in res["runs"]:  # Table 3's SRI loss adds crossOrderKL (>= 0) to the -ELBO; GENv2 has none
         assert (r["sri_loss_bpd"] >= r["nelbo_bpd"] - 1e-9) if r["row"] == "sri_g" else \
             r["sri_loss_bpd"] == r["nelbo_bpd"]

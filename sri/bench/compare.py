@@ -118,6 +118,7 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
     checkpoint when the command is given again); `labels` is a judge-check folder whose eye labels
     of the exported models' samples give S-Acc by eye."""
     from sri.bench.learn import learn
+    from sri.bench.time_to_bar import first_at_bar
     from sri.checkpoint import export_checkpoint, load_model
     from sri.configs import row_spec
 
@@ -158,6 +159,9 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
                      "ari_fg": last["ari_fg"], "mse_ratio": last["mse_ratio"], "kl": last.get("kl"), **gm}
             if "ari_fg_ordered" in last:
                 entry["ari_fg_ordered"] = last["ari_fg_ordered"]
+            hit = first_at_bar(res["points"])  # the demo bar on the way (time to a learned model)
+            entry["steps_to_bar"] = hit["step"] if hit else None
+            entry["minutes_to_bar"] = round(hit["wall_s"] / 60, 2) if hit else None
             seen = eye.get((model_file.name, res["steps"]), {"labels": [], "blocks": []})
             if seen["labels"]:
                 entry["s_acc_eye"], entry["n_eye"] = sum(seen["labels"]) / len(seen["labels"]), len(seen["labels"])
