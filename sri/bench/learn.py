@@ -23,7 +23,7 @@ from sri.train.loggers import MemoryLogger
 from sri.train.rundir import list_checkpoints
 from sri.train.trainer import Trainer, TrainingInterrupted
 
-__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "merged_points", "earlier_curve",
+__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "parse_pair", "merged_points", "earlier_curve",
            "learn", "plot_curve", "main"]
 
 # the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
@@ -496,7 +496,7 @@ def _parse_bar(text: str | None) -> tuple[float, float]:
     return ari, mse
 
 
-def _parse_pair(text: str | None, flag: str) -> tuple[float, float] | None:
+def parse_pair(text: str | None, flag: str) -> tuple[float, float] | None:
     """`--sample-bar S_ACC,FD` -> (S-Acc, FD), or None when not given."""
     if text is None:
         return None
@@ -525,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
                     command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row,
                     stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar), resume=args.resume,
-                    eval_samples=args.eval_samples, sample_bar=_parse_pair(args.sample_bar, "--sample-bar"))
+                    eval_samples=args.eval_samples, sample_bar=parse_pair(args.sample_bar, "--sample-bar"))
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     except TrainingInterrupted:
