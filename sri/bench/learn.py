@@ -23,8 +23,8 @@ from sri.train.loggers import MemoryLogger
 from sri.train.rundir import list_checkpoints
 from sri.train.trainer import Trainer, TrainingInterrupted
 
-__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "parse_pair", "merged_points", "earlier_curve",
-           "learn", "plot_curve", "main"]
+__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "parse_pair", "merged_points",
+           "earlier_curve", "learn", "plot_curve", "main"]
 
 # the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
 DEFAULT_EVAL_NUM = 320
