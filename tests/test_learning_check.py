@@ -40,18 +40,22 @@ def test_learn_writes_curve_json_and_png(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 5000
 
 
+def _untrained(model: str, row: str, tmp_path) -> dict:
+    """The learning metrics of `model` (Table 2 `row`, demo preset) untrained, on the 320 held-out scenes."""
+    cfg = learning_config(model, preset="demo", steps=1, minutes=0, table=2, row=row, run_dir=tmp_path / "untrained")
+    torch.manual_seed(0)
+    untrained = build_model(cfg["model"], **cfg["model_options"])
+    probe = CurveTrainer(cfg, None, eval_num=320)
+    images, masks = probe.held_out()
+    return reconstruction_metrics(untrained, images, masks, probe.baseline())
+
+
 @pytest.mark.slow
 def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
     """Slow (2,000 training steps: minutes of wall-clock time on 2 cores): the demo recipe's GENv2
     after 2,000 steps beats thresholds that the same model untrained cannot reach (ARI-FG of its
     masks, reconstruction vs the mean image)."""
-    cfg = learning_config("genv2", preset="demo", steps=2000, minutes=0, table=2, row="genv2_g",
-                          run_dir=tmp_path / "untrained")
-    torch.manual_seed(0)
-    untrained = build_model(cfg["model"], **cfg["model_options"])
-    probe = CurveTrainer(cfg, None, eval_num=320)
-    images, masks = probe.held_out()
-    base = reconstruction_metrics(untrained, images, masks, probe.baseline())
+    base = _untrained("genv2", "genv2_g", tmp_path)
     assert base["ari_fg"] < 0.05 and base["mse_ratio"] > 1.0
     res = learn("genv2", steps=2000, minutes=0, preset="demo", eval_every=1000, num_samples=32,
                 out=tmp_path / "curve", table=2, row="genv2_g")
@@ -68,13 +72,7 @@ def test_sri_learns_past_what_an_untrained_model_reaches(tmp_path):
     what the untrained model reaches, so a regression that stops SRI (three-stage inference, the
     scene variable, L_SRI's second decoder) from learning fails here. The curve of this recipe at
     step 1,000, seed 0: ARI-FG 0.259, MSE ratio 0.753 (docs/perf/time_to_bar_2026-12-06.json)."""
-    cfg = learning_config("sri", preset="demo", steps=1000, minutes=0, table=2, row="sri_g",
-                          run_dir=tmp_path / "untrained")
-    torch.manual_seed(0)
-    untrained = build_model(cfg["model"], **cfg["model_options"])
-    probe = CurveTrainer(cfg, None, eval_num=320)
-    images, masks = probe.held_out()
-    base = reconstruction_metrics(untrained, images, masks, probe.baseline())
+    base = _untrained("sri", "sri_g", tmp_path)
     assert base["ari_fg"] < 0.05 and base["mse_ratio"] > 1.0
     res = learn("sri", steps=1000, minutes=0, preset="demo", eval_every=1000, num_samples=32,
                 out=tmp_path / "curve", table=2, row="sri_g")

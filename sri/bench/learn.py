@@ -23,7 +23,7 @@ from sri.train.loggers import MemoryLogger
 from sri.train.rundir import list_checkpoints
 from sri.train.trainer import Trainer, TrainingInterrupted
 
-__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "parse_pair", "merged_points",
+__all__ = ["SAMPLE_BAR", "row_for_model", "learning_config", "meets_sample_bar", "parse_bar", "merged_points",
            "earlier_curve", "learn", "plot_curve", "main"]
 
 # the held-out scenes of a learning curve (ARI needs ground-truth masks: synthetic or converted data)
@@ -484,29 +484,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_bar(text: str | None) -> tuple[float, float]:
-    if text is None:
-        return DEMO_BAR
-    try:
-        ari, mse = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SystemExit(f"--bar expects ARI,MSE (two numbers, e.g. 0.6,0.4), got {text!r}") from None
-    if not (-1 <= ari <= 1 and mse > 0):
-        raise SystemExit(f"--bar {text}: ARI-FG must be in [-1, 1] and the MSE ratio > 0")
-    return ari, mse
+# flag -> (what its two numbers are, an example, the range of the first, the rule in words)
+_BARS = {"--bar": ("ARI,MSE", "0.6,0.4", (-1.0, 1.0), "ARI-FG must be in [-1, 1] and the MSE ratio > 0"),
+         "--sample-bar": ("S_ACC,FD", "0.5,10", (0.0, 1.0), "S-Acc must be in [0, 1] and the scene FD > 0")}
 
 
-def parse_pair(text: str | None, flag: str) -> tuple[float, float] | None:
-    """`--sample-bar S_ACC,FD` -> (S-Acc, FD), or None when not given."""
+def parse_bar(text: str | None, flag: str = "--bar") -> tuple[float, float] | None:
+    """`--bar ARI,MSE` or `--sample-bar S_ACC,FD` -> its two numbers (None when not given); a
+    one-line error naming the fix otherwise."""
     if text is None:
         return None
+    names, example, (lo, hi), rule = _BARS[flag]
     try:
-        sacc, fd = (float(v) for v in text.split(","))
+        first, second = (float(v) for v in text.split(","))
     except ValueError:
-        raise SystemExit(f"{flag} expects S_ACC,FD (two numbers, e.g. 0.5,10), got {text!r}") from None
-    if not (0 <= sacc <= 1 and fd > 0):
-        raise SystemExit(f"{flag} {text}: S-Acc must be in [0, 1] and the scene FD > 0")
-    return sacc, fd
+        raise SystemExit(f"{flag} expects {names} (two numbers, e.g. {example}), got {text!r}") from None
+    if not (lo <= first <= hi and second > 0):
+        raise SystemExit(f"{flag} {text}: {rule}")
+    return first, second
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -524,8 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,
                     num_samples=args.num_samples, out=args.out, overrides=overrides,
                     command="python -m sri.bench learn " + shlex.join(argv), table=args.table, row=args.row,
-                    stop_at_bar=args.stop_at_bar, bar=_parse_bar(args.bar), resume=args.resume,
-                    eval_samples=args.eval_samples, sample_bar=parse_pair(args.sample_bar, "--sample-bar"))
+                    stop_at_bar=args.stop_at_bar, bar=parse_bar(args.bar) or DEMO_BAR, resume=args.resume,
+                    eval_samples=args.eval_samples, sample_bar=parse_bar(args.sample_bar, "--sample-bar"))
     except (ConfigError, NotImplementedError) as e:
         raise SystemExit(f"sri.bench learn: {e}") from None
     except TrainingInterrupted:

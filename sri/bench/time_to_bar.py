@@ -319,9 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"sri.bench time-to-bar: --seeds must be integers, got {a.seeds!r}") from None
     if a.parallel < 1 or a.minutes <= 0 or a.eval_every < 1:
         raise SystemExit("sri.bench time-to-bar: --parallel, --minutes and --eval-every must be positive")
-    from sri.bench.learn import parse_pair
+    from sri.bench.learn import parse_bar
 
-    sample_bar = parse_pair(a.sample_bar, "--sample-bar")
+    sample_bar = parse_bar(a.sample_bar, "--sample-bar")
     try:
         if a.dry_run:
             for j in plan_jobs(split, recipes, seeds, minutes=a.minutes, eval_every=a.eval_every, out=Path(a.out),
