@@ -1,4 +1,6 @@
 """`sri.metrics.judge_samples`, the S-Acc judge, against scenes whose answer is known (issue 22)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,3 +96,19 @@ def test_block_counts_by_eye_are_scored_against_the_counters(scenes, tmp_path):
     got = res["counts"]["visible_objects (mask argmax)"]["all"]
     assert got["n"] == 30 and np.isclose(got["mae"], 1 / 30) and np.isclose(got["exact"], 29 / 30)
     assert np.isclose(got["mean_eye"], (sum(n_true) + 1) / 30)
+
+
+def test_judge_check_sheet_draws_pooled_samples_by_id(tmp_path):
+    """`judge-check sheet --ids A-B`: the labeller's enlarged view of chosen ids; unknown ids are named."""
+    from PIL import Image
+
+    from sri.bench.judge_check import main
+
+    folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
+    out = tmp_path / "s.png"
+    assert main(["sheet", "--ids", "340-349", "--scale", "8", "--cols", "5", "--folder", str(folder),
+                 "--out", str(out)]) == 0
+    w, h = Image.open(out).size
+    assert w >= 5 * 256 and h >= 2 * 256  # two rows of five 256-px tiles
+    with pytest.raises(SystemExit, match="no pooled sample has an id in 9000-9001"):
+        main(["sheet", "--ids", "9000-9001", "--folder", str(folder), "--out", str(out)])

@@ -256,15 +256,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     mp.add_argument("--first-id", type=int, default=0, help="id of the pool's first sample (pools must not overlap)")
     mp.add_argument("--seed", type=int, default=0)
     mp.add_argument("--out", default="docs/judge")
+    sp = sub.add_parser("sheet", help="draw pooled samples by id, enlarged, to label or count them")
+    sp.add_argument("--ids", required=True, help="an id range FIRST-LAST (inclusive), e.g. 440-459")
+    sp.add_argument("--scale", type=int, default=8, help="enlargement (default 8: 256 px tiles at 32x32)")
+    sp.add_argument("--cols", type=int, default=5)
+    sp.add_argument("--folder", default="docs/judge")
+    sp.add_argument("--out", required=True, help="PNG to write")
     rp = sub.add_parser("report", help="agreement of the judges with the labels")
     rp.add_argument("--folder", default="docs/judge")
     rp.add_argument("--labels", default=None, help="CSV id,label (default <folder>/labels.csv)")
     rp.add_argument("--json", default=None, help="also write the result here")
-    a = p.parse_args(argv if argv and argv[0] in ("make-pool", "report", "-h", "--help") else ["report", *argv])
+    a = p.parse_args(argv if argv and argv[0] in ("make-pool", "sheet", "report", "-h", "--help")
+                     else ["report", *argv])
     cmd = "python -m sri.bench judge-check " + shlex.join(argv)
     if a.cmd == "make-pool":
         meta = make_pool(a.checkpoints, a.per_checkpoint, Path(a.out), seed=a.seed, first_id=a.first_id, command=cmd)
         print(f"pool {meta['pool']}: ids {meta['ids'][0]}-{meta['ids'][1]} in {a.out}")
+        return 0
+    if a.cmd == "sheet":
+        try:
+            first, last = (int(v) for v in a.ids.split("-"))
+        except ValueError:
+            raise SystemExit(f"--ids expects FIRST-LAST, e.g. 440-459, got {a.ids!r}") from None
+        pool = load_pool(Path(a.folder))
+        keep = (pool["ids"] >= first) & (pool["ids"] <= last)
+        if not keep.any():
+            raise SystemExit(f"no pooled sample has an id in {first}-{last} (pools in {a.folder}: ids "
+                             f"{int(pool['ids'].min())}-{int(pool['ids'].max())})")
+        order = np.argsort(pool["ids"][keep])
+        _sheet(pool["images"][keep][order], pool["ids"][keep][order].tolist(), Path(a.out), cols=a.cols,
+               scale=a.scale)
+        print(f"{int(keep.sum())} samples drawn to {a.out}")
         return 0
     res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd)
     _print(res)
