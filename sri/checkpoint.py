@@ -218,8 +218,9 @@ def _cast(obj: Any, dtype: torch.dtype) -> Any:
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, keep_optimizer: bool = True) -> Path:
-    """A trainer checkpoint -> a compact starting checkpoint (fp16 weights, bf16 Adam moments; no
-    optimiser state with `keep_optimizer=False`: a file to evaluate rather than to continue)."""
+    """A trainer checkpoint -> a compact one (fp16 weights, bf16 Adam moments, and the goal schedule,
+    RNG and data position, so that a trainer can resume from it; no optimiser or resume state with
+    `keep_optimizer=False`: a file to evaluate rather than to continue)."""
     ck = load_checkpoint(src)
     opt = ck.get("optimizer_state") if keep_optimizer else None
     out = {"step": int(ck["step"]), "model_name": ck["model_name"], "model_options": ck["model_options"],
@@ -227,6 +228,8 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, keep_optimizer: bool 
            "optimizer_state": None if opt is None else {"state": _cast(opt["state"], torch.bfloat16),
                                                         "param_groups": opt["param_groups"]},
            "gecos": ck.get("gecos", {}), "config": ck.get("config", {})}
+    if keep_optimizer:
+        out.update({k: ck[k] for k in ("goal_schedule", "rng", "data_position", "world_size") if k in ck})
     return save_checkpoint(dst, out)
 
 

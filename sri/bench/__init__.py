@@ -21,6 +21,7 @@ benchmarks:
   compare      SRI vs GENv2 at small scale: same recipe, steps and seeds; generation quality (sri.bench.compare)
   tables-memory  peak memory and time of `make tables` over many logged runs (sri.bench.tables_memory)
   samples      a checkpoint's samples: S-Acc, visible/coloured objects, scene FD, a sheet (sri.bench.samples)
+  unfinished   keep an unfinished learning run small enough to commit, restore it elsewhere (sri.bench.unfinished)
 """
 
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         from sri.bench.tables_memory import main as run
     elif name == "samples":
         from sri.bench.samples import main as run
+    elif name == "unfinished":
+        from sri.bench.unfinished import main as run
     elif name in ("convert", "loader"):
         from sri.bench.data import main as run
         rest = [name] + rest
