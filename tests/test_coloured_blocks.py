@@ -46,3 +46,42 @@ def test_matches_an_independent_count_on_label_maps_without_merges():
     assert int(count_blocks(lab[None])[0]) == 3
     with pytest.raises(ValueError, match="do not match"):
         coloured_blocks(img[None], lab[None, :16])
+
+
+def _canvas(h=32):
+    img = torch.full((3, h, h), 0.6)  # grey wall
+    img[:, h // 2:] = 0.35  # darker floor
+    return img
+
+
+def test_image_blocks_counts_colour_regions():
+    """Two touching blocks of different colours are two, of one colour one; a faint smudge and
+    a speck are none; the count needs no masks."""
+    from sri.metrics.stacks import image_blocks
+
+    two = _canvas()
+    two[:, 10:18, 10:20] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]  # red above
+    two[:, 18:26, 10:20] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]  # blue below, touching
+    one = _canvas()
+    one[:, 10:26, 10:20] = torch.tensor([0.1, 0.8, 0.2])[:, None, None]
+    faint = _canvas()
+    faint[:, 10:20, 10:20] += torch.tensor([0.05, 0.0, -0.02])[:, None, None]  # colour below t_low
+    speck = _canvas()
+    speck[:, 5:7, 5:7] = torch.tensor([0.9, 0.1, 0.9])[:, None, None]  # 4 px, below min_block
+    got = image_blocks(torch.stack([two, one, faint, speck]))
+    assert got.tolist() == [2, 1, 0, 0]
+    with pytest.raises(ValueError, match="expects images"):
+        image_blocks(torch.zeros(2, 1, 8, 8))
+
+
+def test_image_blocks_on_real_scenes_is_close_to_the_truth():
+    """On 200 real 32x32 test scenes (object_scale 1.6, the demo's data) the colour-region count is
+    within 0.5 blocks per scene of the true number on average (measured 2026-12-07: MAE 0.33)."""
+    from sri.data import build_dataset
+    from sri.metrics.stacks import image_blocks
+
+    ds = build_dataset("blocks", None, "test", num=200, image_size=32, object_scale=1.6)
+    items = [ds[i] for i in range(len(ds))]
+    got = image_blocks(torch.stack([it["image"] for it in items]))
+    true = torch.tensor([len([v for v in torch.unique(it["mask"]).tolist() if v != 0]) for it in items])
+    assert (got - true).abs().float().mean() < 0.5

@@ -201,13 +201,14 @@ def report(folder: Path, labels: Path | None = None, command: str = "") -> dict[
     counts = read_counts(labels or folder / "labels.csv")
     has = np.array([int(i) in counts for i in ids])
     if has.any():
-        from sri.metrics.stacks import coloured_blocks, count_blocks, masks_to_labels
+        from sri.metrics.stacks import coloured_blocks, count_blocks, image_blocks, masks_to_labels
 
         eye_n = np.array([counts.get(int(i), -1) for i in ids])
         maps = masks_to_labels(masks[torch.from_numpy(has)])
         counters = {"visible_objects (mask argmax)": count_blocks(maps).numpy(),
                     "coloured_objects (coloured mask blocks)":
-                        coloured_blocks(images[torch.from_numpy(has)], maps).numpy()}
+                        coloured_blocks(images[torch.from_numpy(has)], maps).numpy(),
+                    "image_objects (colour regions of the image)": image_blocks(images[torch.from_numpy(has)]).numpy()}
         res["counts"] = {}
         for name, counted in counters.items():
             full = np.full(len(ids), -1)

@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  S-Acc (image judge)  {res['sample_s_acc']:.3f}   test scenes {ref['s_acc']:.3f}")
     print(f"  visible objects      {res['sample_visible_objects']:.2f}    test scenes {ref['visible_objects']:.2f}")
     print(f"  coloured objects     {res['sample_coloured_objects']:.2f}    test scenes {ref['coloured_objects']:.2f}")
+    print(f"  image objects        {res['sample_image_objects']:.2f}    test scenes {ref['image_objects']:.2f}")
     print(f"  scene FD             {res['scene_fd']:.2f}")
     print(f"  order consistency    {res['order_consistency']:.3f}")
     print(f"wrote {out / 'samples.json'} and {sheet}")

@@ -25,6 +25,7 @@ from sri.metrics.stacks import (
     coloured_blocks,
     count_blocks,
     float_one_block,
+    image_blocks,
     judge_samples,
     judge_samples_masks_only,
     s_acc,
@@ -38,8 +39,8 @@ __all__ = [
     "InceptionWeightsMissing", "build_feature_extractor", "cached_stats", "extract_features",
     "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
     "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
-    "coloured_blocks", "count_blocks", "float_one_block", "judge_samples", "judge_samples_masks_only", "s_acc",
-    "stack_is_plausible",
+    "coloured_blocks", "count_blocks", "image_blocks", "float_one_block", "judge_samples",
+    "judge_samples_masks_only", "s_acc", "stack_is_plausible",
     "validate_stack_judge", "order_consistency",
 ]
 

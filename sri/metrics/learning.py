@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.metrics.ari import ari_fg, nanmean
-from sri.metrics.stacks import coloured_blocks, count_blocks, judge_samples
+from sri.metrics.stacks import coloured_blocks, count_blocks, image_blocks, judge_samples
 
 __all__ = ["mean_image", "reconstruction_metrics", "sample_metrics", "data_reference"]
 
@@ -75,10 +75,11 @@ def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: in
                    temperature: float = 1.0) -> dict[str, float]:
     """`num` prior samples -> `s_acc` (share judged one plausible stack by `judge_samples`),
     `visible_objects` (mean blocks per sample in the argmax of the masks, `count_blocks`) and
-    `coloured_objects` (those of them that are coloured in the image, `coloured_blocks`)."""
+    `coloured_objects` (those of them that are coloured in the image, `coloured_blocks`) and
+    `image_objects` (blocks counted from the image alone, `image_blocks`)."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    ok, counts, coloured = [], [], []
+    ok, counts, coloured, from_image = [], [], [], []
     done = 0
     while done < num:
         b = min(batch_size, num - done)
@@ -87,10 +88,12 @@ def sample_metrics(model: nn.Module, num: int, *, batch_size: int = 64, seed: in
         ok.append(judge_samples(out.images, out.masks))
         counts.append(count_blocks(labels))
         coloured.append(coloured_blocks(out.images, labels))
+        from_image.append(image_blocks(out.images))
         done += b
     return {"s_acc": float(torch.cat(ok).float().mean()),
             "visible_objects": float(torch.cat(counts).float().mean()),
-            "coloured_objects": float(torch.cat(coloured).float().mean())}
+            "coloured_objects": float(torch.cat(coloured).float().mean()),
+            "image_objects": float(torch.cat(from_image).float().mean())}
 
 
 @torch.no_grad()
@@ -116,7 +119,8 @@ def data_reference(true_masks: Tensor, images: Tensor) -> dict[str, float]:
     m = true_masks.cpu()
     return {"s_acc": float(judge_samples(images.cpu()).float().mean()),
             "visible_objects": float(count_blocks(m).float().mean()),
-            "coloured_objects": float(coloured_blocks(images.cpu(), m).float().mean())}
+            "coloured_objects": float(coloured_blocks(images.cpu(), m).float().mean()),
+            "image_objects": float(image_blocks(images.cpu()).float().mean())}
 
 
 def meets(res: dict[str, Any], *, ari: float = 0.75, mse_ratio: float = 0.25) -> bool:

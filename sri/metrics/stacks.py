@@ -231,6 +231,49 @@ def coloured_blocks(images: Tensor, label_map, *, min_colour: float | None = Non
     return torch.tensor(out, dtype=torch.long)
 
 
+def image_blocks(images: Tensor, *, delta: float = 0.08, min_block: float = 0.015, t_low: float | None = None,
+                 t_high: float | None = None, min_speck: float | None = None) -> Tensor:
+    """[N,3,H,W] images in [0,1] -> [N] long: blocks counted from the image alone, as colour regions.
+
+    Coloured pixels (max - min over the channels above `t_low`) are joined to their 4-neighbours
+    whose colour differs by less than `delta` in every channel; a region of at least `min_block` of
+    the image with `min_speck` of it strongly coloured (above `t_high`) is a block. Thresholds not
+    given are the image judge's (`JUDGE_DEFAULTS`); `delta` and `min_block` were chosen on the dev
+    part of the blocks counted by eye (docs/judge/). Made for 32x32 `blocks` at object_scale 1.6: on
+    its real test scenes it overcounts a little (shading splits a block), on generated samples it
+    undercounts a little (blur joins neighbours); at object_scale 1.0 the blocks are below `min_block`.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"image_blocks expects images [N,3,H,W] in [0,1], got shape {tuple(images.shape)}")
+    t_low = JUDGE_DEFAULTS["t_low"] if t_low is None else float(t_low)
+    t_high = JUDGE_DEFAULTS["t_high"] if t_high is None else float(t_high)
+    min_speck = JUDGE_DEFAULTS["min_speck"] if min_speck is None else float(min_speck)
+    arr = images.detach().float().clamp(0, 1).cpu().numpy()
+    H, W = arr.shape[2:]
+    n = H * W
+    idx = np.arange(n).reshape(H, W)
+    pairs = [(idx[:, :-1].ravel(), idx[:, 1:].ravel()), (idx[:-1, :].ravel(), idx[1:, :].ravel())]
+    out = []
+    for img in arr:
+        flat = img.reshape(3, -1)
+        colour = flat.max(0) - flat.min(0)
+        fg = colour > t_low
+        rows, cols = [], []
+        for a, b in pairs:
+            ok = fg[a] & fg[b] & (np.abs(flat[:, a] - flat[:, b]).max(0) < delta)
+            rows.append(a[ok])
+            cols.append(b[ok])
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        _, lab = connected_components(coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n)), directed=False)
+        sizes = np.bincount(lab[fg], minlength=n)
+        strong = np.bincount(lab[fg & (colour > t_high)], minlength=n)
+        out.append(int(((sizes >= min_block * n) & (strong >= min_speck * n)).sum()))
+    return torch.tensor(out, dtype=torch.long)
+
+
 def s_acc(label_maps, **kw: Any) -> float:
     """S-Acc: the share of scenes whose segment maps show one plausible stack."""
     ok = stack_is_plausible(label_maps, **kw)
