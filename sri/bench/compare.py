@@ -171,7 +171,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
             runs.append(entry)
             print(f"[compare] {row} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                               if isinstance(v, float)), flush=True)
-    keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "blocks_eye", "sample_visible_objects", "sample_coloured_objects",
+    keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "blocks_eye", "sample_image_objects", "sample_visible_objects",
+            "sample_coloured_objects",
             "ari_fg", "order_consistency", "mse_ratio", "sri_loss_bpd"]
     keys = [k for k in keys if any(k in r for r in runs)]
     table_rows = {}
