@@ -23,12 +23,12 @@ def test_summary_has_every_metric_for_both_models_and_the_data(models, capsys):
     for row in ("sri_g", "genv2_g"):
         r = summary["models"][row]
         for key in ("ari_fg", "mse", "mse_baseline", "mse_ratio", "kl", "sample_s_acc",
-                    "sample_visible_objects", "sample_coloured_objects"):
+                    "sample_visible_objects", "sample_coloured_objects", "sample_image_objects"):
             assert isinstance(r[key], float), key
         r["step"] = 7
     assert "ari_fg_ordered" in summary["models"]["sri_g"]       # SRI: ordered masks too
     assert "ari_fg_ordered" not in summary["models"]["genv2_g"]
-    assert set(summary["data"]) == {"s_acc", "visible_objects", "coloured_objects"}
+    assert set(summary["data"]) == {"s_acc", "visible_objects", "coloured_objects", "image_objects"}
     assert summary["data"]["visible_objects"] > 1
     json.dumps(summary)  # what the demo writes to demo_summary.json
     demo.print_summary(summary)
@@ -38,6 +38,7 @@ def test_summary_has_every_metric_for_both_models_and_the_data(models, capsys):
         assert text in out, text
     data_line = [ln for ln in out.splitlines() if ln.strip().startswith("data")][0]
     assert f"{summary['data']['visible_objects']:.2f}" in data_line
+    assert f"{summary['data']['image_objects']:.2f}" in data_line and "img obj" in out
 
 
 def test_demo_figure_is_written(models, tmp_path):

@@ -208,18 +208,21 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"\n  what the models learned (held-out blocks scenes: {summary.get('eval_num')}; "
           f"samples: {summary.get('num_samples')})")
     print(f"  {'':<12}{'step':>7}{'ARI-FG':>8}{'ordered':>9}{'MSE/mean':>10}{'S-Acc':>7}{'objects':>9}"
-          f"{'scene FD':>10}")
+          f"{'img obj':>9}{'scene FD':>10}")
     for row, label in ROWS:
         r = summary["models"].get(row)
         if r is None:
             continue
         ordered = f"{r['ari_fg_ordered']:.3f}" if "ari_fg_ordered" in r else "-"
         print(f"  {label:<12}{r.get('step', '?'):>7}{r['ari_fg']:>8.3f}{ordered:>9}{r['mse_ratio']:>10.3f}"
-              f"{r['sample_s_acc']:>7.2f}{r['sample_visible_objects']:>9.2f}{r.get('scene_fd', float('nan')):>10.1f}")
+              f"{r['sample_s_acc']:>7.2f}{r['sample_visible_objects']:>9.2f}"
+              f"{r.get('sample_image_objects', float('nan')):>9.2f}{r.get('scene_fd', float('nan')):>10.1f}")
     if data:
-        print(f"  {'data':<12}{'':>7}{'':>8}{'':>9}{'':>10}{data['s_acc']:>7.2f}{data['visible_objects']:>9.2f}")
+        print(f"  {'data':<12}{'':>7}{'':>8}{'':>9}{'':>10}{data['s_acc']:>7.2f}{data['visible_objects']:>9.2f}"
+              f"{data.get('image_objects', float('nan')):>9.2f}")
     print(f"  bar: ARI-FG >= {BAR['ari_fg']}, MSE <= {BAR['mse_ratio']} x the mean training image's "
-          f"(ordered = SRI's ordered masks; objects = visible objects per sample; S-Acc by "
+          f"(ordered = SRI's ordered masks; objects = visible objects per sample in the masks; img obj = "
+          f"blocks counted from the image, closer to the eye on samples; S-Acc by "
           f"sri.metrics.judge_samples; scene FD of the samples to the held-out scenes)")
 
 
