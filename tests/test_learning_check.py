@@ -158,6 +158,19 @@ def test_compare_cli_takes_table_3_rows_and_names_a_bad_row(tmp_path, monkeypatc
         cmp.main(["--table", "3", "--rows", "sri_g"])
 
 
+def test_compare_interrupted_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    """Ctrl-C / SIGTERM during a compare run: exit 130 with a one-line hint, not a traceback."""
+    import sri.bench.compare as cmp
+    from sri.train.trainer import TrainingInterrupted
+
+    def stop(*a, **k):
+        raise TrainingInterrupted("interrupted at step 7")
+
+    monkeypatch.setattr(cmp, "compare", stop)
+    assert cmp.main(["--seeds", "0", "--out", str(tmp_path)]) == 130
+    assert "give the same command again" in capsys.readouterr().err
+
+
 def test_each_evaluation_is_written_at_once(tmp_path):
     """Nothing lost on a crash: a learning check killed mid-run keeps its curve so far in
     curve.partial.json (regression: the curve was written only at the end)."""

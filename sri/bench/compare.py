@@ -230,9 +230,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row_spec(a.table, r)
     except ConfigError as e:
         raise SystemExit(f"sri.bench compare: {e}") from None
-    compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
-            steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
-            minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table)
+    from sri.train.trainer import TrainingInterrupted
+
+    try:
+        compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
+                steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
+                minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table)
+    except TrainingInterrupted as e:
+        print(f"[compare] {e}: the run's checkpoint and curve are kept; give the same command again to "
+              f"continue it", file=sys.stderr)
+        return 130
     return 0
 
 
