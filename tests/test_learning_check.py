@@ -235,7 +235,7 @@ def test_eval_samples_put_s_acc_and_scene_fd_in_every_point(tmp_path, monkeypatc
     images, masks = outs[0].images.clamp(0, 1), outs[0].masks
     assert got["s_acc"] == float(judge_samples(images, masks).float().mean())
     assert np.isclose(got["scene_fd"], sf.scene_frechet_distance(sf.load_scene_features(16), images,
-                                                                 trainer._fd_real))
+                                                                 trainer._fd[1]))
     res = learn("genv2", steps=2, minutes=0, preset="smoke", eval_every=1, num_samples=4, eval_num=8,
                 out=tmp_path / "curve", plot=False, eval_samples=12)
     assert all("s_acc" in p and "scene_fd" in p for p in res["points"])

@@ -102,7 +102,7 @@ class CurveTrainer(Trainer):
         self.sample_bar = None if sample_bar is None else (float(sample_bar[0]), float(sample_bar[1]))
         if self.sample_bar is not None and not self.eval_samples:
             self.eval_samples = SAMPLE_BAR_SAMPLES
-        self._fd_real: torch.Tensor | None = None
+        self._fd: tuple[torch.nn.Module, torch.Tensor] | None = None  # scene-feature net, test scenes
         self.stop_at_bar = bool(stop_at_bar)
         self.bar = (float(bar[0]), float(bar[1]))
         self.eval_times: list[float] = []
@@ -160,13 +160,13 @@ class CurveTrainer(Trainer):
         elif self.config["dataset"] == "blocks":
             from sri.data import build_dataset
 
-            if self._fd_real is None:
+            if self._fd is None:
                 kw = dict(self.dataset_kwargs())
                 kw["num"] = self.eval_samples
                 te = build_dataset("blocks", self.data_root(), "test", **kw)
-                self._fd_real = torch.stack([te[i]["image"] for i in range(len(te))])
-            res["scene_fd"] = float(sf.scene_frechet_distance(sf.load_scene_features(model.image_size), images,
-                                                              self._fd_real))
+                self._fd = (sf.load_scene_features(model.image_size),
+                            torch.stack([te[i]["image"] for i in range(len(te))]))
+            res["scene_fd"] = float(sf.scene_frechet_distance(self._fd[0], images, self._fd[1]))
         return res
 
     def baseline(self) -> torch.Tensor:
@@ -462,7 +462,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=256, help="samples judged at the end (default 256)")
     p.add_argument("--eval-samples", type=int, default=0,
                    help="also judge this many samples at every evaluation: S-Acc and scene FD in the curve "
-                        "(default 0: none; 1000 is the generation issue's protocol, ~10 s per evaluation "
+                        "(default 0: none; 1000 is the generation issue's protocol, about 12 s per evaluation "
                         "at the demo size)")
     p.add_argument("--out", default=None,
                    help="output folder (default runs/learn/<model>-<dataset>-<preset>-seed<seed>)")

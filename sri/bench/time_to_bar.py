@@ -79,10 +79,10 @@ def first_at_bar(points: Sequence[dict[str, float]], *, ari: float = 0.75,
                  mse_ratio: float = 0.25, sample_bar: tuple[float, float] | None = None) -> dict[str, float] | None:
     """The first evaluation that meets the bar (and `sample_bar`'s S-Acc and scene FD, if given), or None."""
     from sri.bench.learn import meets_sample_bar
+    from sri.metrics.learning import meets
 
     for p in points:
-        if p.get("ari_fg", 0.0) >= ari and p.get("mse_ratio", float("inf")) <= mse_ratio \
-                and (sample_bar is None or meets_sample_bar(p, sample_bar)):
+        if meets(p, ari=ari, mse_ratio=mse_ratio) and (sample_bar is None or meets_sample_bar(p, sample_bar)):
             return p
     return None
 
