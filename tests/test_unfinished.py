@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 import torch
 
 from sri.bench.learn import main as learn_main
-from sri.bench.unfinished import keep, main, restore
+from sri.bench.unfinished import git_ignored, keep, main, restore
 from sri.checkpoint import load_checkpoint
 
 
@@ -42,3 +44,22 @@ def test_unfinished_names_what_is_missing(tmp_path):
         main(["keep", str(tmp_path), str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="no kept run at"):
         main(["restore", str(tmp_path / "x"), str(tmp_path / "out")])
+
+
+def test_keep_warns_when_git_would_leave_the_kept_files_out(tmp_path, capsys):
+    """The bug of session 7: `*.pt` in .gitignore silently kept the exported runs out of every commit."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    run = tmp_path / "run1"
+    assert _learn(run, 2) == 0
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    (repo / ".gitignore").write_text("*.pt\n")
+    assert main(["keep", str(run), str(repo / "kept" / "x_seed0")]) == 0
+    err = capsys.readouterr().err
+    assert "git ignores" in err and "x_seed0.pt" in err and "x_seed0_curve.json" not in err
+    assert git_ignored([repo / "kept" / "x_seed0_curve.json"]) == []
+    (repo / ".gitignore").write_text("*.pt\n!/kept/*.pt\n")
+    assert git_ignored([repo / "kept" / "x_seed0.pt"]) == []
+    assert git_ignored([tmp_path / "run1" / "curve.json"]) == []  # not in a checkout: nothing to warn about

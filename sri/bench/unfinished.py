@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["keep", "restore", "main"]
+__all__ = ["keep", "restore", "git_ignored", "main"]
 
 
 def _paths(dest: Path) -> tuple[Path, Path]:
@@ -44,6 +45,20 @@ def keep(out: str | Path, dest: str | Path) -> tuple[Path, Path]:
     export_checkpoint(path, weights)
     curve_file.write_text(json.dumps(curve, indent=1, default=str))
     return weights, curve_file
+
+
+def git_ignored(paths: Sequence[str | Path]) -> list[Path]:
+    """Those of `paths` that the git checkout holding them ignores (none outside a checkout or without git)."""
+    ignored = []
+    for path in map(Path, paths):
+        try:
+            res = subprocess.run(["git", "check-ignore", "-q", path.name], cwd=path.parent,
+                                 capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if res.returncode == 0:
+            ignored.append(path)
+    return ignored
 
 
 def restore(dest: str | Path, out: str | Path) -> Path:
@@ -82,8 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         if a.cmd == "keep":
-            for path in keep(a.out, a.dest):
+            kept = keep(a.out, a.dest)
+            for path in kept:
                 print(f"wrote {path}")
+            # a kept run is only useful if it reaches the next machine: session 7's .pt files did not
+            for path in git_ignored(kept):
+                print(f"warning: git ignores {path}, so a commit leaves it out; add an exception "
+                      f"(e.g. `!/{path.parent.as_posix()}/*.pt`) to .gitignore", file=sys.stderr)
         else:
             print(f"restored {restore(a.dest, a.out)}; continue with the run's command plus --resume")
     except (FileNotFoundError, FileExistsError) as e:
