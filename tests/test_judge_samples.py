@@ -112,3 +112,35 @@ def test_judge_check_sheet_draws_pooled_samples_by_id(tmp_path):
     assert w >= 5 * 256 and h >= 2 * 256  # two rows of five 256-px tiles
     with pytest.raises(SystemExit, match="no pooled sample has an id in 9000-9001"):
         main(["sheet", "--ids", "9000-9001", "--folder", str(folder), "--out", str(out)])
+
+
+def test_repeatability_compares_two_blind_passes_by_hand():
+    """judge-check report --repeat: agreement where both passes scored, S-Acc by eye per pass and
+    source, and the judge's accuracy against each pass and their consensus, on a case done by hand."""
+    from sri.bench.judge_check import repeatability
+
+    first = {1: 1, 2: 1, 3: 0, 4: -1, 5: 1, 6: 0}
+    second = {1: 1, 2: 0, 3: 0, 4: 0, 5: -1, 6: 0}
+    sources = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b"}
+    judged = {1: True, 2: True, 3: True, 4: False, 5: True, 6: False}
+    r = repeatability(first, second, sources, judged)
+    assert r["n_both"] == 4 and np.isclose(r["agreement"], 3 / 4)  # ids 1,2,3,6; id 2 differs
+    assert r["ambiguous_first"] == 1 and r["ambiguous_second"] == 1
+    assert r["by_source"]["a"]["first"] == {"n": 3, "s_acc_eye": 2 / 3}
+    assert r["by_source"]["b"]["second"] == {"n": 2, "s_acc_eye": 0.0}
+    assert np.isclose(r["judge_vs_first"]["accuracy"], 4 / 5)  # wrong on id 3
+    assert np.isclose(r["judge_vs_second"]["accuracy"], 3 / 5)  # wrong on ids 2, 3
+    assert r["judge_vs_consensus"]["n"] == 3 and np.isclose(r["judge_vs_consensus"]["accuracy"], 2 / 3)
+
+
+def test_the_second_labelling_pass_scores_as_reported():
+    """docs/judge/report.json's `repeat` part is what `judge-check report --repeat` gives on the committed passes."""
+    import json
+
+    from sri.bench.judge_check import report
+
+    folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
+    got = report(folder, repeat=folder / "labels_pass2.csv")["repeat"]
+    want = json.loads((folder / "report.json").read_text())["repeat"]
+    assert got["n_both"] == want["n_both"] and np.isclose(got["agreement"], want["agreement"])
+    assert got["by_source"] == want["by_source"]

@@ -175,8 +175,37 @@ def _judges() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
     return out
 
 
-def report(folder: Path, labels: Path | None = None, command: str = "") -> dict[str, Any]:
-    """Score every judge against the labels: all / dev / test, and per source checkpoint."""
+def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[int, str],
+                  judged: dict[int, bool]) -> dict[str, Any]:
+    """A second, blind labelling pass against the first: their agreement where both scored a sample,
+    S-Acc by eye of each pass per source, and the judge's accuracy against each pass and their consensus."""
+    ids = [i for i in second if i in sources]
+    both = [i for i in ids if first.get(i, -1) >= 0 and second[i] >= 0]
+    nan = float("nan")
+
+    def judge_vs(lab: dict[int, int], sel: list[int]) -> dict[str, float]:
+        sel = [i for i in sel if lab.get(i, -1) >= 0]
+        return agreement(np.array([judged[i] for i in sel], bool), np.array([lab[i] == 1 for i in sel], bool))
+
+    consensus = {i: first[i] for i in both if first[i] == second[i]}
+    by_source = {}
+    for src in dict.fromkeys(sources[i] for i in ids):
+        mine = [i for i in ids if sources[i] == src]
+        by_source[src] = {name: {"n": len(v), "s_acc_eye": float(np.mean(v)) if v else nan}
+                          for name, lab in (("first", first), ("second", second))
+                          for v in [[lab[i] for i in mine if lab.get(i, -1) >= 0]]}
+    return {"n_second": len(ids), "n_both": len(both),
+            "agreement": float(np.mean([first[i] == second[i] for i in both])) if both else nan,
+            "ambiguous_first": sum(first.get(i, -1) == -1 for i in ids),
+            "ambiguous_second": sum(second[i] == -1 for i in ids),
+            "by_source": by_source, "judge_vs_first": judge_vs(first, ids),
+            "judge_vs_second": judge_vs(second, ids), "judge_vs_consensus": judge_vs(consensus, ids)}
+
+
+def report(folder: Path, labels: Path | None = None, command: str = "",
+           repeat: Path | None = None) -> dict[str, Any]:
+    """Score every judge against the labels: all / dev / test, and per source checkpoint; with
+    `repeat` (a CSV of a second, blind pass over some ids) also the eye's own repeatability."""
     from sri.provenance import provenance
 
     pool = load_pool(folder)
@@ -218,6 +247,11 @@ def report(folder: Path, labels: Path | None = None, command: str = "") -> dict[
             by = {str(s): has & (pool["sources"] == s) for s in dict.fromkeys(pool["sources"][has])}
             r["by_source"] = {s: count_agreement(full[m], eye_n[m]) for s, m in by.items()}
             res["counts"][name] = r
+    if repeat is not None:
+        judged = _judges()["judge_samples"](images, masks).numpy()
+        res["repeat"] = repeatability(lab, read_labels(repeat), {int(i): str(s) for i, s in zip(ids, pool["sources"])},
+                                      {int(i): bool(j) for i, j in zip(ids, judged)})
+        res["repeat"]["file"] = repeat.name
     return res
 
 
@@ -245,6 +279,21 @@ def _print_counts(res: dict[str, Any]) -> None:
                   f"{a['mean_eye']:.2f}")
 
 
+def _print_repeat(res: dict[str, Any]) -> None:
+    r = res.get("repeat")
+    if not r:
+        return
+    print(f"\nthe eye against itself ({r['file']}: a second, blind pass over {r['n_second']} samples)")
+    print(f"  scored in both passes: {r['n_both']}, same label: {r['agreement']:.3f}; ambiguous "
+          f"{r['ambiguous_first']} (first) / {r['ambiguous_second']} (second)")
+    for src, v in r["by_source"].items():
+        print(f"  {src}: S-Acc eye {v['first']['s_acc_eye']:.3f} (n {v['first']['n']}) first, "
+              f"{v['second']['s_acc_eye']:.3f} (n {v['second']['n']}) second")
+    for name in ("first", "second", "consensus"):
+        a = r[f"judge_vs_{name}"]
+        print(f"  judge_samples against the {name} pass: accuracy {a['accuracy']:.3f} (n {a['n']})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: `make-pool` or `report` (default)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -267,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--folder", default="docs/judge")
     rp.add_argument("--labels", default=None, help="CSV id,label (default <folder>/labels.csv)")
     rp.add_argument("--json", default=None, help="also write the result here")
+    rp.add_argument("--repeat", default=None,
+                    help="CSV id,label of a second, blind labelling pass over some ids: report the eye's repeatability")
     a = p.parse_args(argv if argv and argv[0] in ("make-pool", "sheet", "report", "-h", "--help")
                      else ["report", *argv])
     cmd = "python -m sri.bench judge-check " + shlex.join(argv)
@@ -289,9 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                scale=a.scale)
         print(f"{int(keep.sum())} samples drawn to {a.out}")
         return 0
-    res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd)
+    res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd,
+                 repeat=Path(a.repeat) if a.repeat else None)
     _print(res)
     _print_counts(res)
+    _print_repeat(res)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
     return 0
