@@ -65,20 +65,29 @@ def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2400)
 def test_sri_learns_past_what_an_untrained_model_reaches(tmp_path):
-    """Slow (1,000 SRI-G steps from scratch, about 5 minutes on one idle core): the recorded recipe
+    """Slow (2,000 SRI-G steps from scratch, about 10 minutes on one idle core): the recorded recipe
     (the demo preset's first stage, which `quick` and `scenes` share up to the first goal) beats
     what the untrained model reaches, so a regression that stops SRI (three-stage inference, the
-    scene variable, L_SRI's second decoder) from learning fails here. The curve of this recipe at
-    step 1,000, seed 0: ARI-FG 0.259, MSE ratio 0.753 (docs/perf/time_to_bar_2026-12-06.json)."""
+    scene variable, L_SRI's second decoder) from learning fails here.
+
+    When segmentation emerges is chaotic: on this machine ARI-FG at step 1,000 was 0.26-0.33 over
+    seeds 0-2 but 0.03 at step 250 for seed 1, and CI's machine (other CPU, other thread count, so
+    other rounding) measured 0.038 at step 1,000 for seed 0, failing the earlier one-point check.
+    Hence the best ARI-FG over evaluations every 250 steps to 2,000, against a threshold the
+    untrained model (< 0.05) cannot reach; reconstruction, which learns at the same pace everywhere
+    (MSE ratio 0.75-0.79 at step 1,000 here and 0.77 on CI), is checked at the end. Curves of seeds
+    1-3: docs/perf/sri_early_spread_2026-12-07.json."""
     base = _untrained("sri", "sri_g", tmp_path)
     assert base["ari_fg"] < 0.05 and base["mse_ratio"] > 1.0
-    res = learn("sri", steps=1000, minutes=0, preset="demo", eval_every=1000, num_samples=32,
+    res = learn("sri", steps=2000, minutes=0, preset="demo", eval_every=250, num_samples=32,
                 out=tmp_path / "curve", table=2, row="sri_g")
-    final = res["points"][-1]
-    assert final["step"] == 1000
-    assert final["ari_fg"] > 0.15 and final["mse_ratio"] < 0.9
+    points = res["points"]
+    curve = [(p["step"], round(p["ari_fg"], 3), round(p["mse_ratio"], 3)) for p in points]
+    assert points[-1]["step"] == 2000
+    assert max(p["ari_fg"] for p in points) > 0.12, f"no segmentation in 2,000 steps: {curve}"
+    assert points[-1]["mse_ratio"] < 0.8, f"reconstruction did not learn: {curve}"
 
 
 def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):

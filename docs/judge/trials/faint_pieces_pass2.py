@@ -1,0 +1,32 @@
+"""Trial: the faint-piece rule scored against both labelling passes (dev parts only; README.md here)."""
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+from _data import load, main_mass
+
+from sri.bench.judge_check import load_pool, read_labels, split_of
+
+
+def faint_piece(img, t_faint, min_px):
+    """True when a piece apart from the main mass has `min_px` pixels above `t_faint`."""
+    colour, _, comp, k = main_mass(img)
+    if k < 2:
+        return False
+    main = np.argmax(np.bincount(comp.ravel())[1:])
+    return any(((comp == j + 1) & (colour > t_faint)).sum() >= min_px for j in range(k) if j != main)
+
+
+os.chdir(Path(__file__).resolve().parents[3])
+d = load()
+ids = load_pool(Path('docs/judge'))['ids']
+p2 = read_labels(Path('docs/judge/labels_pass2.csv'))
+dev2 = np.array([p2.get(int(i), -1) >= 0 and split_of(int(i)) == 'dev' for i in ids])
+eye2 = np.array([p2.get(int(i), -1) == 1 for i in ids])
+print('base dev1 %.3f dev2 %.3f' % ((d.base[d.dev] == d.eye[d.dev]).mean(), (d.base[dev2] == eye2[dev2]).mean()))
+for t, m in itertools.product((0.06, 0.08, 0.1, 0.12), (1, 2, 3, 4, 6)):
+    new = d.base & ~np.array([b and faint_piece(im, t, m) for im, b in zip(d.imgs, d.base)])
+    kept = np.mean([not faint_piece(im, t, m) for im in d.real])
+    print(t, m, 'dev1 %.3f dev2 %.3f real %.3f' % ((new[d.dev] == d.eye[d.dev]).mean(),
+                                                   (new[dev2] == eye2[dev2]).mean(), kept))
