@@ -127,6 +127,7 @@ def test_repeatability_compares_two_blind_passes_by_hand():
     assert r["n_both"] == 4 and np.isclose(r["agreement"], 3 / 4)  # ids 1,2,3,6; id 2 differs
     assert r["ambiguous_first"] == 1 and r["ambiguous_second"] == 1
     assert r["by_source"]["a"]["first"] == {"n": 3, "s_acc_eye": 2 / 3}
+    assert r["by_source"]["a"]["n_both"] == 3 and np.isclose(r["by_source"]["a"]["agreement"], 2 / 3)
     assert r["by_source"]["b"]["second"] == {"n": 2, "s_acc_eye": 0.0}
     assert np.isclose(r["judge_vs_first"]["accuracy"], 4 / 5)  # wrong on id 3
     assert np.isclose(r["judge_vs_second"]["accuracy"], 3 / 5)  # wrong on ids 2, 3

@@ -180,7 +180,7 @@ def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[i
     """A second, blind labelling pass against the first: their agreement where both scored a sample,
     S-Acc by eye of each pass per source, and the judge's accuracy against each pass and their consensus."""
     ids = [i for i in second if i in sources]
-    both = [i for i in ids if first.get(i, -1) >= 0 and second[i] >= 0]
+    both = {i for i in ids if first.get(i, -1) >= 0 and second[i] >= 0}
     nan = float("nan")
 
     def judge_vs(lab: dict[int, int], sel: list[int]) -> dict[str, float]:
@@ -194,6 +194,9 @@ def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[i
         by_source[src] = {name: {"n": len(v), "s_acc_eye": float(np.mean(v)) if v else nan}
                           for name, lab in (("first", first), ("second", second))
                           for v in [[lab[i] for i in mine if lab.get(i, -1) >= 0]]}
+        same = [first[i] == second[i] for i in mine if i in both]
+        by_source[src]["n_both"] = len(same)
+        by_source[src]["agreement"] = float(np.mean(same)) if same else nan
     return {"n_second": len(ids), "n_both": len(both),
             "agreement": float(np.mean([first[i] == second[i] for i in both])) if both else nan,
             "ambiguous_first": sum(first.get(i, -1) == -1 for i in ids),
@@ -288,7 +291,8 @@ def _print_repeat(res: dict[str, Any]) -> None:
           f"{r['ambiguous_first']} (first) / {r['ambiguous_second']} (second)")
     for src, v in r["by_source"].items():
         print(f"  {src}: S-Acc eye {v['first']['s_acc_eye']:.3f} (n {v['first']['n']}) first, "
-              f"{v['second']['s_acc_eye']:.3f} (n {v['second']['n']}) second")
+              f"{v['second']['s_acc_eye']:.3f} (n {v['second']['n']}) second; same label {v['agreement']:.3f} "
+              f"(n {v['n_both']})")
     for name in ("first", "second", "consensus"):
         a = r[f"judge_vs_{name}"]
         print(f"  judge_samples against the {name} pass: accuracy {a['accuracy']:.3f} (n {a['n']})")
