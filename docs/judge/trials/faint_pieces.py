@@ -13,4 +13,5 @@ def faint_piece(img, t_faint, min_px):
     return any(((comp == j + 1) & (colour > t_faint)).sum() >= min_px for j in range(k) if j != main)
 
 
-trial(faint_piece, t_faint=(0.08, 0.1, 0.12), min_px=(2, 3, 4, 6))
+if __name__ == "__main__":
+    trial(faint_piece, t_faint=(0.08, 0.1, 0.12), min_px=(2, 3, 4, 6))

@@ -4,19 +4,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _data import load, main_mass
+from _data import load
+from faint_pieces import faint_piece
 
 from sri.bench.judge_check import load_pool, read_labels, split_of
-
-
-def faint_piece(img, t_faint, min_px):
-    """True when a piece apart from the main mass has `min_px` pixels above `t_faint`."""
-    colour, _, comp, k = main_mass(img)
-    if k < 2:
-        return False
-    main = np.argmax(np.bincount(comp.ravel())[1:])
-    return any(((comp == j + 1) & (colour > t_faint)).sum() >= min_px for j in range(k) if j != main)
-
 
 os.chdir(Path(__file__).resolve().parents[3])
 d = load()
