@@ -141,7 +141,22 @@ def test_the_second_labelling_pass_scores_as_reported():
     from sri.bench.judge_check import report
 
     folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
-    got = report(folder, repeat=folder / "labels_pass2.csv")["repeat"]
+    got = report(folder, repeat=folder / "labels_strict.csv")["repeat"]
     want = json.loads((folder / "report.json").read_text())["repeat"]
     assert got["n_both"] == want["n_both"] and np.isclose(got["agreement"], want["agreement"])
     assert got["by_source"] == want["by_source"]
+
+
+def test_compare_reads_eye_labels_from_the_chosen_file():
+    """`compare --labels docs/judge --labels-file labels_strict.csv`: S-Acc by eye from the strict pass."""
+    from sri.bench.compare import eye_labels, main
+
+    folder = Path(__file__).resolve().parent.parent / "docs" / "judge"
+    first = eye_labels(folder)[("sri_g_seed0.pt", 18000)]["labels"]
+    second = eye_labels(folder, "labels_strict.csv")[("genv2_g_seed0.pt", 18000)]["labels"]
+    assert (len(first), round(sum(first) / len(first), 3)) == (95, 0.768)
+    assert (len(second), round(sum(second) / len(second), 3)) == (83, 0.181)
+    with pytest.raises(FileNotFoundError, match="no nope.csv in"):
+        eye_labels(folder, "nope.csv")
+    with pytest.raises(SystemExit, match="no nope.csv in"):
+        main(["--rows", "sri_g", "--labels", str(folder), "--labels-file", "nope.csv"])

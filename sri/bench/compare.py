@@ -86,15 +86,17 @@ def _state(d: Path, steps: int, preset: str) -> tuple[str, dict[str, Any] | None
     return "new", None
 
 
-def eye_labels(folder: Path) -> dict[tuple[str, int], dict[str, list[int]]]:
+def eye_labels(folder: Path, labels_file: str = "labels.csv") -> dict[tuple[str, int], dict[str, list[int]]]:
     """(checkpoint file name, step) -> {"labels": eye labels (1 / 0; ambiguous left out), "blocks":
     blocks counted by eye} of its samples in the judge-check pools of `folder`
-    (`python -m sri.bench judge-check make-pool`)."""
+    (`python -m sri.bench judge-check make-pool`), labels read from `folder/labels_file`."""
     from sri.bench.judge_check import load_pool, read_counts, read_labels
 
     pool = load_pool(folder)
-    lab = read_labels(folder / "labels.csv")
-    counts = read_counts(folder / "labels.csv")
+    if not (folder / labels_file).is_file():
+        raise FileNotFoundError(f"no {labels_file} in {folder}: give a CSV of id,label there (--labels-file)")
+    lab = read_labels(folder / labels_file)
+    counts = read_counts(folder / labels_file)
     out: dict[tuple[str, int], dict[str, list[int]]] = {}
     for sid, src in zip(pool["ids"], pool["sources"]):
         name, _, step = str(src).rpartition("@")
@@ -110,20 +112,21 @@ def eye_labels(folder: Path) -> dict[tuple[str, int], dict[str, list[int]]]:
 
 def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: str = "demo",
             out: Path = Path("runs/compare"), num: int = 1000, table: int = 2,
-            command: str = "", minutes: float = 0.0, labels: Path | None = None) -> dict[str, Any]:
+            command: str = "", minutes: float = 0.0, labels: Path | None = None,
+            labels_file: str = "labels.csv") -> dict[str, Any]:
     """Train (or reuse, or continue) every row x seed, measure the finished ones, export each as
     `out/models/<row>_seed<seed>.pt` (fp16 weights) and write results.json and results.md.
 
     `minutes` > 0 caps each run's training in this call (a run cut there continues from its
     checkpoint when the command is given again); `labels` is a judge-check folder whose eye labels
-    of the exported models' samples give S-Acc by eye."""
+    (`labels_file` in it) of the exported models' samples give S-Acc by eye."""
     from sri.bench.learn import learn
     from sri.bench.time_to_bar import first_at_bar
     from sri.checkpoint import export_checkpoint, load_model
     from sri.configs import row_spec
 
     out.mkdir(parents=True, exist_ok=True)
-    eye = eye_labels(labels) if labels is not None else {}
+    eye = eye_labels(labels, labels_file) if labels is not None else {}
     runs: list[dict[str, Any]] = []
     unfinished: list[dict[str, Any]] = []
     for row in rows:
@@ -218,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--labels", default=None,
                    help="a judge-check folder (pools + labels.csv) whose eye labels of the exported "
                         "models' samples give S-Acc by eye (e.g. docs/judge)")
+    p.add_argument("--labels-file", default="labels.csv",
+                   help="which CSV of id,label in --labels to read (default labels.csv; docs/judge/labels_strict.csv "
+                        "holds the strict reading of the rules)")
     a = p.parse_args(argv)
     from sri.provenance import bench_command
 
@@ -232,10 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"sri.bench compare: {e}") from None
     from sri.train.trainer import TrainingInterrupted
 
+    if a.labels and not (Path(a.labels) / a.labels_file).is_file():
+        raise SystemExit(f"sri.bench compare: no {a.labels_file} in {a.labels} (--labels names a judge-check "
+                         f"folder; --labels-file the CSV of id,label in it)")
     try:
         compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
                 steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
-                minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table)
+                minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table,
+                labels_file=a.labels_file)
     except TrainingInterrupted as e:
         print(f"[compare] {e}: the run's checkpoint and curve are kept; give the same command again to "
               f"continue it", file=sys.stderr)

@@ -12,7 +12,7 @@ from sri.bench.judge_check import load_pool, read_labels, split_of
 os.chdir(Path(__file__).resolve().parents[3])
 d = load()
 ids = load_pool(Path('docs/judge'))['ids']
-p2 = read_labels(Path('docs/judge/labels_pass2.csv'))
+p2 = read_labels(Path('docs/judge/labels_strict.csv'))
 dev2 = np.array([p2.get(int(i), -1) >= 0 and split_of(int(i)) == 'dev' for i in ids])
 eye2 = np.array([p2.get(int(i), -1) == 1 for i in ids])
 print('base dev1 %.3f dev2 %.3f' % ((d.base[d.dev] == d.eye[d.dev]).mean(), (d.base[dev2] == eye2[dev2]).mean()))
