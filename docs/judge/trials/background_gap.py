@@ -23,4 +23,5 @@ def has_bg_gap(img, eps, min_cols):
     return False
 
 
-trial(has_bg_gap, eps=(0.04, 0.06, 0.08, 0.1, 0.12, 0.15), min_cols=(1, 2, 3))
+if __name__ == "__main__":
+    trial(has_bg_gap, eps=(0.04, 0.06, 0.08, 0.1, 0.12, 0.15), min_cols=(1, 2, 3))

@@ -14,4 +14,5 @@ def strong_rows_gap(img, t_gap, min_run):
     return len(rows) >= 2 and bool(np.any(np.diff(rows) > min_run))
 
 
-trial(strong_rows_gap, t_gap=(0.12, 0.16, 0.2, 0.25, 0.3), min_run=(1, 2))
+if __name__ == "__main__":
+    trial(strong_rows_gap, t_gap=(0.12, 0.16, 0.2, 0.25, 0.3), min_run=(1, 2))
