@@ -123,7 +123,9 @@ def test_repeatability_compares_two_blind_passes_by_hand():
     second = {1: 1, 2: 0, 3: 0, 4: 0, 5: -1, 6: 0}
     sources = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b"}
     judged = {1: True, 2: True, 3: True, 4: False, 5: True, 6: False}
+    second[7], sources[7], judged[7] = 1, "c", True  # labelled in the second pass only: left out
     r = repeatability(first, second, sources, judged)
+    assert r["n_second"] == 6 and "c" not in r["by_source"]
     assert r["n_both"] == 4 and np.isclose(r["agreement"], 3 / 4)  # ids 1,2,3,6; id 2 differs
     assert r["ambiguous_first"] == 1 and r["ambiguous_second"] == 1
     assert r["by_source"]["a"]["first"] == {"n": 3, "s_acc_eye": 2 / 3}

@@ -179,7 +179,7 @@ def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[i
                   judged: dict[int, bool]) -> dict[str, Any]:
     """A second, blind labelling pass against the first: their agreement where both scored a sample,
     S-Acc by eye of each pass per source, and the judge's accuracy against each pass and their consensus."""
-    ids = [i for i in second if i in sources]
+    ids = [i for i in second if i in sources and i in first]  # samples labelled in both passes
     both = {i for i in ids if first.get(i, -1) >= 0 and second[i] >= 0}
     nan = float("nan")
 
