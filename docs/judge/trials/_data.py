@@ -34,3 +34,11 @@ def main_mass(img: np.ndarray, t_low: float = 0.08, gap: int = 1):
         low = low | ndimage.binary_closing(low, structure=np.ones((3, 1), bool))
     comp, k = ndimage.label(low)
     return colour, low, comp, k
+
+
+def part_of(labels_file: str, part: str = "dev", folder: str = "docs/judge") -> tuple[np.ndarray, np.ndarray]:
+    """(in `part`: scored there by `labels_file`, eye: labelled plausible there) over the pooled samples."""
+    ids = load_pool(Path(folder))["ids"]
+    lab = read_labels(Path(folder) / labels_file)
+    return (np.array([lab.get(int(i), -1) >= 0 and split_of(int(i)) == part for i in ids]),
+            np.array([lab.get(int(i), -1) == 1 for i in ids]))

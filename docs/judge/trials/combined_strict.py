@@ -4,18 +4,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _data import load
+from _data import load, part_of
 from background_gap import has_bg_gap
 from faint_pieces import faint_piece
 
-from sri.bench.judge_check import load_pool, read_labels, split_of
-
 os.chdir(Path(__file__).resolve().parents[3])
 d = load()
-ids = load_pool(Path("docs/judge"))["ids"]
-strict = read_labels(Path("docs/judge/labels_strict.csv"))
-dev = np.array([strict.get(int(i), -1) >= 0 and split_of(int(i)) == "dev" for i in ids])
-eye = np.array([strict.get(int(i), -1) == 1 for i in ids])
+dev, eye = part_of("labels_strict.csv")
 faint = np.array([faint_piece(im, 0.06, 1) for im in d.imgs])
 for name, judged in (("current judge", d.base), ("+ faint piece (0.06, 1 px)", d.base & ~faint)):
     print(f"{name}: dev {(judged[dev] == eye[dev]).mean():.3f}, false-plausible {(judged[dev] & ~eye[dev]).sum()}, "
@@ -28,10 +23,8 @@ for eps in (0.06, 0.1):
         print(f"+ background gap ({eps}, {min_cols}): dev {(judged[dev] == eye[dev]).mean():.3f}, real kept {real:.3f}")
 
 if "--held-out" in sys.argv:  # once, for the dev choice (0.1, 2)
-    test = np.array([strict.get(int(i), -1) >= 0 and split_of(int(i)) == "test" for i in ids])
-    first = read_labels(Path("docs/judge/labels.csv"))
-    test1 = np.array([first.get(int(i), -1) >= 0 and split_of(int(i)) == "test" for i in ids])
-    eye1 = np.array([first.get(int(i), -1) == 1 for i in ids])
+    test, _ = part_of("labels_strict.csv", "test")
+    test1, eye1 = part_of("labels.csv", "test")
     gap = np.array([b and has_bg_gap(im, 0.1, 2) for im, b in zip(d.imgs, d.base & ~faint)])
     judged = d.base & ~faint & ~gap
     for name, j in (("current judge", d.base), ("faint + gap (0.1, 2)", judged)):

@@ -4,17 +4,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _data import load
+from _data import load, part_of
 from faint_pieces import faint_piece
-
-from sri.bench.judge_check import load_pool, read_labels, split_of
 
 os.chdir(Path(__file__).resolve().parents[3])
 d = load()
-ids = load_pool(Path('docs/judge'))['ids']
-p2 = read_labels(Path('docs/judge/labels_strict.csv'))
-dev2 = np.array([p2.get(int(i), -1) >= 0 and split_of(int(i)) == 'dev' for i in ids])
-eye2 = np.array([p2.get(int(i), -1) == 1 for i in ids])
+dev2, eye2 = part_of("labels_strict.csv")
 print('base dev1 %.3f dev2 %.3f' % ((d.base[d.dev] == d.eye[d.dev]).mean(), (d.base[dev2] == eye2[dev2]).mean()))
 for t, m in itertools.product((0.06, 0.08, 0.1, 0.12), (1, 2, 3, 4, 6)):
     new = d.base & ~np.array([b and faint_piece(im, t, m) for im, b in zip(d.imgs, d.base)])
