@@ -162,3 +162,10 @@ def test_compare_reads_eye_labels_from_the_chosen_file():
         eye_labels(folder, "nope.csv")
     with pytest.raises(SystemExit, match="no nope.csv in"):
         main(["--rows", "sri_g", "--labels", str(folder), "--labels-file", "nope.csv"])
+
+
+def test_judge_check_report_names_a_missing_labels_file(tmp_path):
+    from sri.bench.judge_check import main
+
+    with pytest.raises(SystemExit, match="no labels file .*nope.csv"):
+        main(["report", "--repeat", str(tmp_path / "nope.csv")])

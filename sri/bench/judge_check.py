@@ -344,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                scale=a.scale)
         print(f"{int(keep.sum())} samples drawn to {a.out}")
         return 0
+    for given in (a.labels, a.repeat):
+        if given and not Path(given).is_file():
+            raise SystemExit(f"judge-check report: no labels file {given} (a CSV with columns id,label)")
     res = report(Path(a.folder), Path(a.labels) if a.labels else None, command=cmd,
                  repeat=Path(a.repeat) if a.repeat else None)
     _print(res)
