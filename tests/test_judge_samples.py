@@ -149,7 +149,7 @@ def test_the_second_labelling_pass_scores_as_reported():
     assert got["by_source"] == want["by_source"]
 
 
-def test_compare_reads_eye_labels_from_the_chosen_file():
+def test_compare_reads_eye_labels_from_the_chosen_file(tmp_path):
     """`compare --labels docs/judge --labels-file labels_strict.csv`: S-Acc by eye from the strict pass."""
     from sri.bench.compare import eye_labels, main
 
@@ -161,7 +161,8 @@ def test_compare_reads_eye_labels_from_the_chosen_file():
     with pytest.raises(FileNotFoundError, match="no nope.csv in"):
         eye_labels(folder, "nope.csv")
     with pytest.raises(SystemExit, match="no nope.csv in"):
-        main(["--rows", "sri_g", "--labels", str(folder), "--labels-file", "nope.csv"])
+        main(["--rows", "sri_g", "--labels", str(folder), "--labels-file", "nope.csv", "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()  # nothing started
 
 
 def test_judge_check_report_names_a_missing_labels_file(tmp_path):

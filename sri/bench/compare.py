@@ -125,8 +125,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
     from sri.checkpoint import export_checkpoint, load_model
     from sri.configs import row_spec
 
+    eye = eye_labels(labels, labels_file) if labels is not None else {}  # a bad labels file fails first
     out.mkdir(parents=True, exist_ok=True)
-    eye = eye_labels(labels, labels_file) if labels is not None else {}
     runs: list[dict[str, Any]] = []
     unfinished: list[dict[str, Any]] = []
     for row in rows:
@@ -238,14 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"sri.bench compare: {e}") from None
     from sri.train.trainer import TrainingInterrupted
 
-    if a.labels and not (Path(a.labels) / a.labels_file).is_file():
-        raise SystemExit(f"sri.bench compare: no {a.labels_file} in {a.labels} (--labels names a judge-check "
-                         f"folder; --labels-file the CSV of id,label in it)")
     try:
         compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
                 steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
                 minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table,
                 labels_file=a.labels_file)
+    except FileNotFoundError as e:  # a missing --labels pool or --labels-file, named by eye_labels
+        raise SystemExit(f"sri.bench compare: {e}") from None
     except TrainingInterrupted as e:
         print(f"[compare] {e}: the run's checkpoint and curve are kept; give the same command again to "
               f"continue it", file=sys.stderr)

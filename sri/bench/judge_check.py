@@ -221,8 +221,9 @@ def report(folder: Path, labels: Path | None = None, command: str = "",
     masks = torch.from_numpy(pool["masks"]).float().unsqueeze(2) / 255
     res: dict[str, Any] = {**provenance(command), "labelled": int(sum(1 for i in ids if int(i) in lab)),
                            "ambiguous": int(sum(1 for i in ids if lab.get(int(i)) == -1)), "judges": {}}
+    verdicts = {}
     for name, judge in _judges().items():
-        judged = judge(images, masks).numpy()
+        judged = verdicts[name] = judge(images, masks).numpy()
         r: dict[str, Any] = {}
         for part in ("all", "dev", "test"):
             sel = keep & ((split == part) if part != "all" else True)
@@ -251,9 +252,8 @@ def report(folder: Path, labels: Path | None = None, command: str = "",
             r["by_source"] = {s: count_agreement(full[m], eye_n[m]) for s, m in by.items()}
             res["counts"][name] = r
     if repeat is not None:
-        judged = _judges()["judge_samples"](images, masks).numpy()
         res["repeat"] = repeatability(lab, read_labels(repeat), {int(i): str(s) for i, s in zip(ids, pool["sources"])},
-                                      {int(i): bool(j) for i, j in zip(ids, judged)})
+                                      {int(i): bool(j) for i, j in zip(ids, verdicts["judge_samples"])})
         res["repeat"]["file"] = repeat.name
     return res
 
