@@ -67,7 +67,7 @@ def test_genv2_learns_past_what_an_untrained_model_reaches(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_sri_learns_past_what_an_untrained_model_reaches(tmp_path):
-    """Slow (2,000 SRI-G steps from scratch, about 10 minutes on one idle core): the recorded recipe
+    """Slow (2,000 SRI-G steps from scratch: 13m55s here beside two trainings): the recorded recipe
     (the demo preset's first stage, which `quick` and `scenes` share up to the first goal) beats
     what the untrained model reaches, so a regression that stops SRI (three-stage inference, the
     scene variable, L_SRI's second decoder) from learning fails here.
