@@ -170,3 +170,25 @@ def test_judge_check_report_names_a_missing_labels_file(tmp_path):
 
     with pytest.raises(SystemExit, match="no labels file .*nope.csv"):
         main(["report", "--repeat", str(tmp_path / "nope.csv")])
+
+
+def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
+    """`compare --add-results docs/results_scenes.json`: seed 0's runs (models no longer at hand) join
+    the summary, S-Acc by eye re-read from the chosen labels; FROM=TO puts SRI-G under Table 3's d."""
+    from sri.bench.compare import compare, main
+
+    root = Path(__file__).resolve().parent.parent
+    res = compare(["sri_g", "genv2_g"], [], steps=18000, preset="scenes", out=tmp_path / "c",
+                  labels=root / "docs" / "judge", labels_file="labels_strict.csv",
+                  add_results=[str(root / "docs" / "results_scenes.json")])
+    eye = {r["row"]: (round(r["s_acc_eye"], 3), r["n_eye"]) for r in res["runs"]}
+    assert eye == {"sri_g": (0.727, 88), "genv2_g": (0.181, 83)}  # strict pass, not the file's first pass
+    assert res["summary"]["sri_g"]["s_acc_eye"] == [res["runs"][0]["s_acc_eye"], 0.0]
+    d = compare(["d"], [], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
+                add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
+    assert [(r["row"], r["recorded_as"], round(r["s_acc_eye"], 3)) for r in d["runs"]] == [("d", "sri_g", 0.768)]
+    with pytest.raises(SystemExit, match="18000 steps of preset 'scenes', this comparison 15000"):
+        main(["--rows", "sri_g", "--seeds", "", "--add-results", str(root / "docs" / "results_scenes.json"),
+              "--preset", "scenes", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="no results file"):
+        main(["--rows", "sri_g", "--seeds", "", "--add-results", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")])

@@ -114,6 +114,12 @@ def test_compare_trains_measures_and_summarises(tmp_path, monkeypatch):
     mtime = (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime
     compare(["sri_g"], [0], steps=2, preset="smoke", out=tmp_path / "cmp", num=8)
     assert (tmp_path / "cmp" / "sri_g" / "seed0" / "curve.json").stat().st_mtime == mtime
+    # runs measured earlier join this call's summary (--add-results); seeds run here are not doubled
+    kept = tmp_path / "first_results.json"
+    kept.write_text((tmp_path / "cmp" / "results.json").read_text())
+    both = compare(["sri_g"], [1], steps=2, preset="smoke", out=tmp_path / "cmp", num=8, add_results=[str(kept)])
+    assert [(r["seed"], "recorded_in" in r) for r in both["runs"]] == [(0, True), (1, False)]
+    assert both["seeds"] == [0, 1] and both["summary"]["sri_g"]["scene_fd"] == [mean, std]
 
 
 def test_compare_continues_cut_runs_and_reports_s_acc_by_eye(tmp_path, monkeypatch):

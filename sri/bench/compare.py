@@ -110,22 +110,67 @@ def eye_labels(folder: Path, labels_file: str = "labels.csv") -> dict[tuple[str,
     return out
 
 
+def _with_eye(entry: dict[str, Any], eye: dict[tuple[str, int], dict[str, list[int]]]) -> dict[str, Any]:
+    """`entry` with S-Acc and blocks by eye from the labels of its model's pooled samples (none: dropped)."""
+    entry = {k: v for k, v in entry.items() if k not in ("s_acc_eye", "n_eye", "blocks_eye", "n_blocks_eye")}
+    seen = eye.get((Path(entry["model_file"]).name, entry["steps"]), {"labels": [], "blocks": []})
+    if seen["labels"]:
+        entry["s_acc_eye"], entry["n_eye"] = sum(seen["labels"]) / len(seen["labels"]), len(seen["labels"])
+    if seen["blocks"]:
+        entry["blocks_eye"] = sum(seen["blocks"]) / len(seen["blocks"])
+        entry["n_blocks_eye"] = len(seen["blocks"])
+    return entry
+
+
+class ResultsFileError(ValueError):
+    """An --add-results file that cannot be added (wrong recipe, bad renaming)."""
+
+
+def recorded_runs(spec: str, rows: Sequence[str], steps: int, preset: str,
+                  eye: dict[tuple[str, int], dict[str, list[int]]] | None) -> list[dict[str, Any]]:
+    """The runs measured earlier in a compare results.json, `spec` = FILE or FILE:FROM=TO (rename row
+    FROM to TO, e.g. Table 2's sri_g as Table 3's d), kept where the row is in `rows` and steps and
+    preset match; eye labels re-read from `eye` when given (a missing model file does not matter)."""
+    path, _, rename = spec.partition(":")
+    mapping = dict(part.split("=", 1) for part in rename.split(",") if "=" in part)
+    if rename and not mapping:
+        raise ResultsFileError(f"--add-results {spec}: write the renaming as FILE:FROM=TO (e.g. results.json:sri_g=d)")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--add-results: no results file {path} (a compare results.json)")
+    rec = json.loads(Path(path).read_text())
+    if rec.get("steps") != steps or rec.get("preset") != preset:
+        raise ResultsFileError(f"--add-results {path}: its runs are {rec.get('steps')} steps of preset "
+                         f"{rec.get('preset')!r}, this comparison {steps} of {preset!r}; give a file of the same recipe")
+    out = []
+    for r in rec.get("runs", []):
+        row = mapping.get(r["row"], r["row"])
+        if row in rows:
+            entry = {**r, "row": row, "recorded_in": path, "measured_at": rec.get("commit")}
+            if row != r["row"]:
+                entry["recorded_as"] = r["row"]
+            out.append(_with_eye(entry, eye) if eye is not None else entry)
+    return out
+
+
 def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: str = "demo",
             out: Path = Path("runs/compare"), num: int = 1000, table: int = 2,
             command: str = "", minutes: float = 0.0, labels: Path | None = None,
-            labels_file: str = "labels.csv") -> dict[str, Any]:
+            labels_file: str = "labels.csv", add_results: Sequence[str] = ()) -> dict[str, Any]:
     """Train (or reuse, or continue) every row x seed, measure the finished ones, export each as
     `out/models/<row>_seed<seed>.pt` (fp16 weights) and write results.json and results.md.
 
     `minutes` > 0 caps each run's training in this call (a run cut there continues from its
     checkpoint when the command is given again); `labels` is a judge-check folder whose eye labels
-    (`labels_file` in it) of the exported models' samples give S-Acc by eye."""
+    (`labels_file` in it) of the exported models' samples give S-Acc by eye; `add_results` adds runs
+    measured in earlier results files (`recorded_runs`) to the summary, for seeds not run here."""
     from sri.bench.learn import learn
     from sri.bench.time_to_bar import first_at_bar
     from sri.checkpoint import export_checkpoint, load_model
     from sri.configs import row_spec
 
     eye = eye_labels(labels, labels_file) if labels is not None else {}  # a bad labels file fails first
+    recorded = [r for spec in add_results
+                for r in recorded_runs(spec, rows, steps, preset, eye if labels is not None else None)]
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     unfinished: list[dict[str, Any]] = []
@@ -165,15 +210,13 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
             hit = first_at_bar(res["points"])  # the demo bar on the way (time to a learned model)
             entry["steps_to_bar"] = hit["step"] if hit else None
             entry["minutes_to_bar"] = round(hit["wall_s"] / 60, 2) if hit else None
-            seen = eye.get((model_file.name, res["steps"]), {"labels": [], "blocks": []})
-            if seen["labels"]:
-                entry["s_acc_eye"], entry["n_eye"] = sum(seen["labels"]) / len(seen["labels"]), len(seen["labels"])
-            if seen["blocks"]:
-                entry["blocks_eye"] = sum(seen["blocks"]) / len(seen["blocks"])
-                entry["n_blocks_eye"] = len(seen["blocks"])
+            entry = _with_eye(entry, eye)
             runs.append(entry)
             print(f"[compare] {row} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                               if isinstance(v, float)), flush=True)
+    here = {(r["row"], r["seed"]) for r in runs}
+    runs += [r for r in recorded if (r["row"], r["seed"]) not in here]
+    runs.sort(key=lambda r: (list(rows).index(r["row"]), r["seed"]))
     keys = ["sample_s_acc", "s_acc_eye", "scene_fd", "blocks_eye", "sample_image_objects", "sample_visible_objects",
             "sample_coloured_objects",
             "ari_fg", "order_consistency", "mse_ratio", "sri_loss_bpd"]
@@ -184,7 +227,7 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         if mine:
             table_rows[row] = {k: _summary([r[k] for r in mine if k in r]) for k in keys
                                if any(k in r for r in mine)}
-    result = {"rows": list(rows), "seeds": list(seeds), "steps": steps, "preset": preset, "num": num,
+    result = {"rows": list(rows), "seeds": sorted({r["seed"] for r in runs} | set(seeds)), "steps": steps, "preset": preset, "num": num,
               "runs": runs, "unfinished": unfinished,
               "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}
     from sri.provenance import provenance
@@ -221,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--labels", default=None,
                    help="a judge-check folder (pools + labels.csv) whose eye labels of the exported "
                         "models' samples give S-Acc by eye (e.g. docs/judge)")
+    p.add_argument("--add-results", action="append", default=[], metavar="FILE[:FROM=TO]",
+                   help="add the runs measured in an earlier compare results.json to the summary (seeds not "
+                        "run in this call; eye labels re-read from --labels); FROM=TO renames a row, e.g. "
+                        "docs/results_scenes.json:sri_g=d for Table 3. Repeatable")
     p.add_argument("--labels-file", default="labels.csv",
                    help="which CSV of id,label in --labels to read (default labels.csv; docs/judge/labels_strict.csv "
                         "holds the strict reading of the rules)")
@@ -242,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare([r for r in rows.split(",") if r], [int(s) for s in a.seeds.split(",") if s != ""],
                 steps=a.steps, preset=a.preset, out=Path(a.out), num=a.num, command=bench_command("compare", argv),
                 minutes=a.minutes, labels=Path(a.labels) if a.labels else None, table=a.table,
-                labels_file=a.labels_file)
-    except FileNotFoundError as e:  # a missing --labels pool or --labels-file, named by eye_labels
+                labels_file=a.labels_file, add_results=a.add_results)
+    except (FileNotFoundError, ResultsFileError) as e:  # a missing/bad --labels or --add-results file, named
         raise SystemExit(f"sri.bench compare: {e}") from None
     except TrainingInterrupted as e:
         print(f"[compare] {e}: the run's checkpoint and curve are kept; give the same command again to "
