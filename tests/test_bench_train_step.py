@@ -51,3 +51,21 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert names[0] == "install" and "train-step sri bf16" in names and "data pipeline" in names
     assert all(r["ok"] for r in rows)
     assert "step" in res.stdout and "status" in res.stdout  # the table
+
+
+def test_model_options_change_the_measured_model_and_bad_ones_are_named():
+    """`train-step --option decoder_width=32`: the narrower EMORL decoder does fewer FLOPs per step."""
+    from sri.bench.train_step import _model_options, make_step
+
+    opts = _model_options("emorl", ["decoder_width=16", "refinement_steps=1"])
+    assert opts == {"decoder_width": 16, "refinement_steps": 1}
+    flops = {}
+    for width in (64, 16):
+        st = make_step("emorl", "gaussian", 16, 3, 2, options={"decoder_width": width, "refinement_steps": 1},
+                       slot_dim=8)
+        flops[width] = step_flops(st.net, st.x, st.opt, st.gecos)
+    assert flops[16] < 0.5 * flops[64]
+    with pytest.raises(SystemExit, match="not an option of model 'genv2'"):
+        _model_options("genv2", ["decoder_width=32"])
+    with pytest.raises(SystemExit, match="expects KEY=VALUE"):
+        _model_options("emorl", ["decoder_width"])

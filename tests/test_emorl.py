@@ -194,3 +194,20 @@ def test_the_registry_picks_emorls_geco_and_train_step_runs_with_it():
         assert stats["finite"] == 1.0 and stats["beta_seg"] == pytest.approx(1 / math.log1p(math.exp(0.55)))
         assert all(g.steps == 1 for g in gecos.values())
     assert isinstance(make_gecos(build_model("sri", **_TINY), goal_per_element=0.5)["seg"], GECO)
+
+
+def test_the_cpu_scale_preset_narrows_the_decoder_and_is_refused_for_other_models():
+    """`emorl_cpu`: 32-channel decoder, I = 1, 1,000-step warm-up; a fewer-FLOP model that still trains."""
+    from sri.configs import ConfigError, experiment_config
+
+    for row in ("emorl", "sri_emorl"):
+        cfg = experiment_config(2, row, preset="emorl_cpu")
+        o = cfg["model_options"]
+        assert (o["decoder_width"], o["refinement_steps"], cfg["lr_warmup_steps"]) == (32, 1, 1000)
+        model = build_model(cfg["model"], **o)
+        widths = {m.out_channels for m in model.segregation.decoder.modules() if isinstance(m, torch.nn.Conv2d)}
+        assert widths == {32, 4}
+    full = build_model("emorl", **experiment_config(2, "emorl", preset="quick")["model_options"])
+    assert {m.out_channels for m in full.segregation.decoder.modules() if isinstance(m, torch.nn.Conv2d)} == {64, 4}
+    with pytest.raises(ConfigError, match="preset 'emorl_cpu' is for the models emorl, sri_emorl, not 'sri'"):
+        experiment_config(2, "sri_g", preset="emorl_cpu")

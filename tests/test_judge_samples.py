@@ -191,4 +191,5 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
         main(["--rows", "sri_g", "--seeds", "", "--add-results", str(root / "docs" / "results_scenes.json"),
               "--preset", "scenes", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="no results file"):
-        main(["--rows", "sri_g", "--seeds", "", "--add-results", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")])
+        main(["--rows", "sri_g", "--seeds", "", "--add-results", str(tmp_path / "nope.json"),
+              "--out", str(tmp_path / "x")])

@@ -140,7 +140,8 @@ def recorded_runs(spec: str, rows: Sequence[str], steps: int, preset: str,
     rec = json.loads(Path(path).read_text())
     if rec.get("steps") != steps or rec.get("preset") != preset:
         raise ResultsFileError(f"--add-results {path}: its runs are {rec.get('steps')} steps of preset "
-                         f"{rec.get('preset')!r}, this comparison {steps} of {preset!r}; give a file of the same recipe")
+                               f"{rec.get('preset')!r}, this comparison {steps} of {preset!r}; give a file "
+                               f"of the same recipe")
     out = []
     for r in rec.get("runs", []):
         row = mapping.get(r["row"], r["row"])
@@ -227,7 +228,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         if mine:
             table_rows[row] = {k: _summary([r[k] for r in mine if k in r]) for k in keys
                                if any(k in r for r in mine)}
-    result = {"rows": list(rows), "seeds": sorted({r["seed"] for r in runs} | set(seeds)), "steps": steps, "preset": preset, "num": num,
+    result = {"rows": list(rows), "seeds": sorted({r["seed"] for r in runs} | set(seeds)),
+              "steps": steps, "preset": preset, "num": num,
               "runs": runs, "unfinished": unfinished,
               "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}
     from sri.provenance import provenance

@@ -39,8 +39,9 @@ class StepSetup(NamedTuple):
 def make_step(model: str = "sri", likelihood: str = "mog", image_size: int = 64, num_slots: int = 9,
               batch_size: int = 32, device: str = "cpu", amp_dtype: str | None = None,
               channels_last: bool = False, compile: bool = False, slot_dim: int | None = None,
-              seed: int = 0) -> StepSetup:
-    """Build `model` at a config (paper defaults) with Adam, its GECOs and a random batch."""
+              seed: int = 0, options: dict[str, Any] | None = None) -> StepSetup:
+    """Build `model` at a config (paper defaults; `options`: other model options) with Adam, its GECOs
+    and a random batch."""
     import torch
 
     from sri.models import build_model
@@ -50,7 +51,7 @@ def make_step(model: str = "sri", likelihood: str = "mog", image_size: int = 64,
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
-    extra = {} if slot_dim is None else {"slot_dim": int(slot_dim)}
+    extra = {**({} if slot_dim is None else {"slot_dim": int(slot_dim)}), **(options or {})}
     net = build_model(model, image_size=image_size, num_slots=num_slots, likelihood=likelihood, **extra).to(dev)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -69,7 +70,7 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
                      device: str = "cpu", threads: int | None = None, amp_dtype: str | None = None,
                      channels_last: bool = False, seed: int = 0,
                      tune_allocator: bool = True, compile: bool = False,
-                     slot_dim: int | None = None) -> dict[str, float]:
+                     slot_dim: int | None = None, options: dict[str, Any] | None = None) -> dict[str, float]:
     """Time `train_step` on random images; returns median/best seconds, steps/s and peak MiB."""
     import torch
 
@@ -78,7 +79,7 @@ def bench_train_step(model: str = "sri", likelihood: str = "mog", image_size: in
     if threads:
         torch.set_num_threads(int(threads))
     st = make_step(model, likelihood, image_size, num_slots, batch_size, device, amp_dtype, channels_last,
-                   compile, slot_dim, seed)
+                   compile, slot_dim, seed, options)
     dev = st.x.device
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (as the trainer's "
                    "compile=True); use --warmup 3 or more so that compilation is not timed")
     p.add_argument("--slot-dim", type=int, default=None, help="slot width (default: the model's, 64)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option (e.g. decoder_width=32 refinement_steps=1 for EMORL at CPU scale); "
+                        "repeatable")
     p.add_argument("--fast", action="store_true",
                    help="the fastest mode validated by python -m sri.bench fast-check "
                         "(sri.train.runtime.FAST_MODE; on CPU today: eager fp32, docs/PERFORMANCE.md)")
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="print one JSON object: timings, peak memory, FLOPs per step, GFLOP/s, the "
                         "machine and the options (comparable across machines)")
     a = p.parse_args(argv)
+    a.option = _model_options(a.model, a.option)
     if a.modes:
         return _main_modes(a, argv)
     if a.fast:
@@ -190,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         a.compile = a.compile or bool(FAST_MODE["compile"])
     r = bench_train_step(a.model, a.likelihood, a.image_size, a.num_slots, a.batch_size, a.steps,
                          a.warmup, a.device, a.threads, a.amp, a.channels_last,
-                         tune_allocator=not a.no_tune_allocator, compile=a.compile, slot_dim=a.slot_dim)
+                         tune_allocator=not a.no_tune_allocator, compile=a.compile, slot_dim=a.slot_dim,
+                         options=a.option)
     if a.json:
         from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info
@@ -212,6 +218,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _model_options(model: str, items: list[str]) -> dict[str, Any]:
+    """--option KEY=VALUE items as model options (values read as JSON where they parse), checked by name."""
+    from sri.bench.learn import _parse_value
+    from sri.models.registry import model_spec
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+        if key not in model_spec(model).defaults:
+            raise SystemExit(f"--option {key}: not an option of model {model!r}; its options: "
+                             f"{', '.join(model_spec(model).defaults)}")
+        out[key] = _parse_value(value)
+    return out
+
+
 MODE_NAMES = ("fp32", "bf16", "compile", "fast")
 
 
@@ -231,7 +254,7 @@ def _main_modes(a: argparse.Namespace, argv: list[str] | None = None) -> int:
     res = compare_modes(modes, rounds=a.steps, warmup=a.warmup, threads=a.threads,
                         tune_allocator=not a.no_tune_allocator, model=a.model, likelihood=a.likelihood,
                         image_size=a.image_size, num_slots=a.num_slots, batch_size=a.batch_size, device=a.device,
-                        channels_last=a.channels_last, slot_dim=a.slot_dim)
+                        channels_last=a.channels_last, slot_dim=a.slot_dim, options=a.option)
     if a.json:
         from sri.provenance import bench_command, provenance
         from sri.train.runtime import machine_info

@@ -107,7 +107,7 @@ class EmorlSegregation(SegregationModule):
     def __init__(self, image_size: int, num_slots: int, latent_dim: int = 64, *, layers: int = 3,
                  refinement_steps: int = 3, refinement_steps_late: int = 1, curriculum_step: int = 100_000,
                  likelihood: str = "gaussian", normalized: bool = False, pixel_std: float = 0.1,
-                 feature_dim: int = 64) -> None:
+                 feature_dim: int = 64, decoder_width: int = 64) -> None:
         super().__init__()
         self.image_size = image_size
         self.num_slots = num_slots
@@ -141,7 +141,7 @@ class EmorlSegregation(SegregationModule):
         # reversed prior: p(z^L) = N(0, I); p(z^l | z^(l+1)) for l = L-1..1, one MLP each
         self.prior_nets = nn.ModuleList(_mlp(D, 2 * D, nn.ELU) for _ in range(layers - 1))
         self.refinement = RefinementNetwork(D)
-        self.decoder = EmorlDecoder(image_size, D)
+        self.decoder = EmorlDecoder(image_size, D, width=decoder_width)
         self.register_buffer("training_step", torch.zeros((), dtype=torch.long))
 
     # ---- curriculum --------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def _emorl_module(o: dict[str, Any]) -> nn.Module:
 
     return EmorlSegregation(o["image_size"], o["num_slots"], o["slot_dim"], refinement_steps=o["refinement_steps"],
                             refinement_steps_late=o["refinement_steps_late"], curriculum_step=o["curriculum_step"],
-                            likelihood=o["likelihood"], normalized=o["normalized"], pixel_std=o["pixel_std"])
+                            likelihood=o["likelihood"], normalized=o["normalized"], pixel_std=o["pixel_std"],
+                            decoder_width=o["decoder_width"])
 
 
 def _build_emorl(name: str, o: dict[str, Any]) -> nn.Module:
@@ -108,9 +109,10 @@ _COMMON = dict(image_size=64, num_slots=9, slot_dim=64, scene_dim=128, relation_
 _SRI = dict(_COMMON, matching="greedy", shared_decoder=False, scene_variable=True,
             order_alignment=True, cross_order_kl=True)
 # EMORL: unnormalised Gaussian, sigma 0.1; I refinement steps, then `refinement_steps_late` from
-# `curriculum_step` (0: no curriculum; SRI-EMORL fixes I = 2)
+# `curriculum_step` (0: no curriculum; SRI-EMORL fixes I = 2); the broadcast decoder's width is
+# EMORL's 64 channels (`decoder_width`, lowered only by the CPU-scale preset `emorl_cpu`)
 _EMORL = dict(likelihood="gaussian", normalized=False, pixel_std=0.1, refinement_steps=3,
-              refinement_steps_late=1, curriculum_step=100_000)
+              refinement_steps_late=1, curriculum_step=100_000, decoder_width=64)
 
 REGISTRY: dict[str, ModelSpec] = {
     "sri": ModelSpec("sri", "SRI", _build_sri, _SRI, loss_groups=("seg", "sri"), ordered_posterior=True),
