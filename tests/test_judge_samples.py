@@ -187,6 +187,10 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
     d = compare(["d"], [], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
                 add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
     assert [(r["row"], r["recorded_as"], round(r["s_acc_eye"], 3)) for r in d["runs"]] == [("d", "sri_g", 0.768)]
+    # a recorded row and seed is not trained again when it is asked for (here: d, seed 0)
+    again = compare(["d"], [0], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
+                    add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
+    assert again["runs"] == d["runs"] and not (tmp_path / "t3" / "d" / "seed0").exists()
     with pytest.raises(SystemExit, match="18000 steps of preset 'scenes', this comparison 15000"):
         main(["--rows", "sri_g", "--seeds", "", "--add-results", str(root / "docs" / "results_scenes.json"),
               "--preset", "scenes", "--out", str(tmp_path / "x")])

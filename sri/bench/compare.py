@@ -163,7 +163,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
     `minutes` > 0 caps each run's training in this call (a run cut there continues from its
     checkpoint when the command is given again); `labels` is a judge-check folder whose eye labels
     (`labels_file` in it) of the exported models' samples give S-Acc by eye; `add_results` adds runs
-    measured in earlier results files (`recorded_runs`) to the summary, for seeds not run here."""
+    measured in earlier results files (`recorded_runs`) to the summary: they stand in for any row and
+    seed not finished in `out` (nothing is trained for them)."""
     from sri.bench.learn import learn
     from sri.bench.time_to_bar import first_at_bar
     from sri.checkpoint import export_checkpoint, load_model
@@ -180,6 +181,8 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         for seed in seeds:
             d = out / row / f"seed{seed}"
             state, res = _state(d, steps, preset)
+            if state != "done" and (row, seed) in {(r["row"], r["seed"]) for r in recorded}:
+                continue  # measured earlier (--add-results): not trained again here
             if state != "done":
                 cmd = (f"python -m sri.bench compare --table {table} --rows {row} --seeds {seed} --steps {steps} "
                        f"--preset {preset}"
@@ -267,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="a judge-check folder (pools + labels.csv) whose eye labels of the exported "
                         "models' samples give S-Acc by eye (e.g. docs/judge)")
     p.add_argument("--add-results", action="append", default=[], metavar="FILE[:FROM=TO]",
-                   help="add the runs measured in an earlier compare results.json to the summary (seeds not "
-                        "run in this call; eye labels re-read from --labels); FROM=TO renames a row, e.g. "
+                   help="add the runs measured in an earlier compare results.json to the summary; they stand in for "
+                        "rows and seeds not finished in --out, which are then not trained (eye labels re-read "
+                        "from --labels); FROM=TO renames a row, e.g. "
                         "docs/results_scenes.json:sri_g=d for Table 3. Repeatable")
     p.add_argument("--labels-file", default="labels.csv",
                    help="which CSV of id,label in --labels to read (default labels.csv; docs/judge/labels_strict.csv "
