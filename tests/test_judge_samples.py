@@ -184,6 +184,7 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
     eye = {r["row"]: (round(r["s_acc_eye"], 3), r["n_eye"]) for r in res["runs"]}
     assert eye == {"sri_g": (0.727, 88), "genv2_g": (0.181, 83)}  # strict pass, not the file's first pass
     assert res["summary"]["sri_g"]["s_acc_eye"] == [res["runs"][0]["s_acc_eye"], 0.0]
+    assert "| genv2_g | 0* | " in (tmp_path / "c" / "results.md").read_text()  # per run, marked recorded
     d = compare(["d"], [], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
                 add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
     assert [(r["row"], r["recorded_as"], round(r["s_acc_eye"], 3)) for r in d["runs"]] == [("d", "sri_g", 0.768)]

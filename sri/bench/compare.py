@@ -246,7 +246,12 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
                                                     for k in keys) + " |")
     for u in unfinished:
         lines.append(f"\n{u['row']} seed {u['seed']}: unfinished ({u['steps']} of {steps} steps)")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    per_run = ["", "Per run (* measured earlier, from --add-results):", "",
+               "| row | seed | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
+    for r in runs:
+        per_run.append(f"| {r['row']} | {r['seed']}{'*' if 'recorded_in' in r else ''} | "
+                       + " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in keys) + " |")
+    (out / "results.md").write_text("\n".join(lines + per_run) + "\n")
     print("\n".join(lines))
     return result
 
