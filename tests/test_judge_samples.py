@@ -185,6 +185,9 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
     assert eye == {"sri_g": (0.727, 88), "genv2_g": (0.181, 83)}  # strict pass, not the file's first pass
     assert res["summary"]["sri_g"]["s_acc_eye"] == [res["runs"][0]["s_acc_eye"], 0.0]
     assert "| genv2_g | 0* | " in (tmp_path / "c" / "results.md").read_text()  # per run, marked recorded
+    # that file's S-Acc came from the judge before its strict rules: kept apart, not averaged in
+    assert "sample_s_acc" not in res["runs"][0] and res["runs"][0]["sample_s_acc_other_judge"] > 0.9
+    assert "sample_s_acc" not in res["summary"]["sri_g"] and res["judge"]["faint_pixels"] == 1
     d = compare(["d"], [], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
                 add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
     assert [(r["row"], r["recorded_as"], round(r["s_acc_eye"], 3)) for r in d["runs"]] == [("d", "sri_g", 0.768)]
@@ -198,3 +201,24 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
     with pytest.raises(SystemExit, match="no results file"):
         main(["--rows", "sri_g", "--seeds", "", "--add-results", str(tmp_path / "nope.json"),
               "--out", str(tmp_path / "x")])
+
+
+def test_the_strict_rules_reject_a_faint_piece_and_a_bridged_gap(scenes):
+    """A pale coloured piece on the wall and a band of background colour across the mass (a gap the
+    blur bridged) are floating under the strict reading; the lenient judge (before the rules) let
+    both through. Real scenes stay plausible."""
+    from sri.metrics.stacks import JUDGE_LENIENT
+
+    images, _ = scenes
+    bg = torch.full((3, 32, 32), 0.8)  # a light wall above a darker floor, as in `blocks`
+    bg[:, 16:] = 0.45
+    one = bg.clone()  # one red block on the floor
+    one[:, 22:28, 10:18] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    faint = one.clone()  # plus a pale piece on the wall: colour (max - min) 0.12, under the strong level
+    faint[:, 4:6, 20:23] = faint[:, 4:6, 20:23] + torch.tensor([0.06, -0.06, 0.0])[:, None, None]
+    bridged = bg.clone()  # two blocks one above the other, one row of wall/floor colour between them
+    bridged[:, 17:21, 10:18] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    bridged[:, 22:28, 10:18] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    assert judge_samples(torch.stack([one, faint, bridged]), **JUDGE_LENIENT).tolist() == [True, True, True]
+    assert judge_samples(torch.stack([one, faint, bridged])).tolist() == [True, False, False]
+    assert judge_samples(images).float().mean() >= 0.97

@@ -130,7 +130,8 @@ def recorded_runs(spec: str, rows: Sequence[str], steps: int, preset: str,
                   eye: dict[tuple[str, int], dict[str, list[int]]] | None) -> list[dict[str, Any]]:
     """The runs measured earlier in a compare results.json, `spec` = FILE or FILE:FROM=TO (rename row
     FROM to TO, e.g. Table 2's sri_g as Table 3's d), kept where the row is in `rows` and steps and
-    preset match; eye labels re-read from `eye` when given (a missing model file does not matter)."""
+    preset match; eye labels re-read from `eye` when given (a missing model file does not matter); an
+    S-Acc measured with other judge settings than today's moves to `sample_s_acc_other_judge`."""
     path, _, rename = spec.partition(":")
     mapping = dict(part.split("=", 1) for part in rename.split(",") if "=" in part)
     if rename and not mapping:
@@ -142,11 +143,16 @@ def recorded_runs(spec: str, rows: Sequence[str], steps: int, preset: str,
         raise ResultsFileError(f"--add-results {path}: its runs are {rec.get('steps')} steps of preset "
                                f"{rec.get('preset')!r}, this comparison {steps} of {preset!r}; give a file "
                                f"of the same recipe")
+    from sri.metrics.stacks import JUDGE_DEFAULTS
+
+    same_judge = rec.get("judge") == JUDGE_DEFAULTS  # files without it predate the strict rules
     out = []
     for r in rec.get("runs", []):
         row = mapping.get(r["row"], r["row"])
         if row in rows:
             entry = {**r, "row": row, "recorded_in": path, "measured_at": rec.get("commit")}
+            if not same_judge and "sample_s_acc" in entry:  # another judge's S-Acc is kept apart
+                entry["sample_s_acc_other_judge"] = entry.pop("sample_s_acc")
             if row != r["row"]:
                 entry["recorded_as"] = r["row"]
             out.append(_with_eye(entry, eye) if eye is not None else entry)
@@ -231,7 +237,10 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         if mine:
             table_rows[row] = {k: _summary([r[k] for r in mine if k in r]) for k in keys
                                if any(k in r for r in mine)}
-    result = {"rows": list(rows), "seeds": sorted({r["seed"] for r in runs} | set(seeds)),
+    from sri.metrics.stacks import JUDGE_DEFAULTS
+
+    result = {"judge": dict(JUDGE_DEFAULTS), "rows": list(rows),
+              "seeds": sorted({r["seed"] for r in runs} | set(seeds)),
               "steps": steps, "preset": preset, "num": num,
               "runs": runs, "unfinished": unfinished,
               "summary": {r: {k: list(v) for k, v in t.items()} for r, t in table_rows.items()}}

@@ -169,10 +169,12 @@ def agreement(judged: np.ndarray, eye: np.ndarray) -> dict[str, float]:
 def _judges() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
     from sri.metrics import stacks
 
-    out = {"masks_only": stacks.judge_samples_masks_only}
-    if hasattr(stacks, "judge_samples"):
-        out["judge_samples"] = stacks.judge_samples
-    return out
+    def lenient(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return stacks.judge_samples(images, masks, **stacks.JUDGE_LENIENT)
+
+    # the judge, the judge before its strict rules (for continuity with earlier reports), masks only
+    return {"masks_only": stacks.judge_samples_masks_only, "judge_samples": stacks.judge_samples,
+            "judge_samples_lenient": lenient}
 
 
 def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[int, str],

@@ -372,8 +372,14 @@ def judge_samples_masks_only(images: Tensor, masks: Tensor) -> Tensor:
 
 # The image judge's thresholds: chosen on the `dev` two thirds of the samples labelled by eye in
 # docs/judge/ (python -m sri.bench judge-check), reported there on the held-out third as well.
+# `faint_*` and `gap_*` are the strict reading of "nothing floats" (a coloured piece counts however
+# faint; a band of background colour across the mass is a gap), chosen on the dev part of the strict
+# labels and adopted after a pool labelled later confirmed them (docs/judge/, 2026-12-07);
+# `JUDGE_LENIENT` turns them off: the judge as it was before.
 JUDGE_DEFAULTS = {"t_low": 0.08, "t_high": 0.16, "min_object": 0.02, "min_speck": 0.006, "gap": 1,
-                  "min_strength": 0.15, "floor_margin": 1}
+                  "min_strength": 0.15, "floor_margin": 1,
+                  "faint_level": 0.06, "faint_pixels": 1, "gap_eps": 0.1, "gap_cols": 2}
+JUDGE_LENIENT = {**JUDGE_DEFAULTS, "faint_pixels": 0, "gap_eps": 0.0}
 
 
 def _horizon(img: np.ndarray, fg: np.ndarray) -> int:
@@ -390,9 +396,38 @@ def _horizon(img: np.ndarray, fg: np.ndarray) -> int:
     return lo + int(np.nanargmax(window)) + 1
 
 
+def _faint_piece(colour: np.ndarray, comp: np.ndarray, sizes: np.ndarray, level: float, pixels: int) -> bool:
+    """Whether a piece other than the largest has `pixels` or more pixels coloured above `level`."""
+    if pixels <= 0 or len(sizes) < 2:
+        return False
+    main = int(np.argmax(sizes)) + 1
+    counts = np.bincount(comp[colour > level].ravel(), minlength=len(sizes) + 1)[1:]
+    return any(c >= pixels for j, c in enumerate(counts) if j + 1 != main)
+
+
+def _background_gap(img: np.ndarray, coloured: np.ndarray, mass: np.ndarray, eps: float, min_cols: int) -> bool:
+    """Whether a row inside the mass (mass above and below) matches that row's background colour
+    within `eps` in every one of at least `min_cols` columns: a gap the blur closed."""
+    if eps <= 0:
+        return False
+    rows = np.nonzero(mass.any(1))[0]
+    for r in range(int(rows.min()) + 1, int(rows.max())):
+        bg = ~coloured[r]
+        cols = np.nonzero(mass[:r].any(0) & mass[r + 1:].any(0) & mass[r])[0]
+        if bg.sum() < 3 or len(cols) < min_cols:
+            continue
+        bg_colour = np.median(img[:, r, bg], axis=1)
+        if np.all(np.abs(img[:, r, cols] - bg_colour[:, None]).max(0) < eps):
+            return True
+    return False
+
+
 def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: float, min_speck: float,
-                gap: int, min_strength: float, floor_margin: int) -> bool:
-    """One image `[3,H,W]` in [0,1]: one coloured mass, touching throughout, on the floor (see `judge_samples`)."""
+                gap: int, min_strength: float, floor_margin: int, faint_level: float = 0.0,
+                faint_pixels: int = 0, gap_eps: float = 0.0, gap_cols: int = 2) -> bool:
+    """One image `[3,H,W]` in [0,1]: one coloured mass, touching throughout, on the floor, and with
+    the strict rules on (`faint_pixels`, `gap_eps` > 0) no faint piece apart and no background band
+    across the mass (see `judge_samples`)."""
     H, W = img.shape[1:]
     n = H * W
     colour = img.max(0) - img.min(0)  # the blocks are saturated, wall and floor nearly grey
@@ -408,11 +443,15 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     specks = np.nonzero(seen & (sizes < min_object * n))[0]
     if len(objects) != 1 or len(specks):
         return False  # nothing visible, two separate masses, or something floating
+    if _faint_piece(colour, comp, sizes, faint_level, faint_pixels):
+        return False  # a faint coloured piece apart from the mass: floating, however pale
     mass = comp == objects[0] + 1
     if colour[mass].mean() < min_strength:
         return False  # a faint ghost of a scene
     bottom = int(np.nonzero(mass.any(1))[0].max())
-    return bottom >= _horizon(img, colour > t_high) + floor_margin  # stands below the wall/floor line
+    if bottom < _horizon(img, colour > t_high) + floor_margin:
+        return False  # does not stand below the wall/floor line
+    return not _background_gap(img, colour > t_low, mass, gap_eps, gap_cols)
 
 
 def judge_samples(images: Tensor, masks: Tensor | None = None, **overrides: Any) -> Tensor:
@@ -425,9 +464,10 @@ def judge_samples(images: Tensor, masks: Tensor | None = None, **overrides: Any)
     pixels (wall and floor are nearly grey), traced at a low colour level and kept where strongly
     coloured (hysteresis); small vertical gaps of lost colour between blocks are closed; the scene
     is plausible when there is exactly one 4-connected mass of a visible size and colour, no other
-    coloured piece (nothing floating), and the mass's lowest row is on the floor, below the
-    wall/floor line. `masks` are accepted for the common signature and not
-    used. Thresholds: `JUDGE_DEFAULTS` (override by keyword).
+    coloured piece however faint (nothing floating), no row across the mass that has the
+    background's colour (a gap the blur bridged), and the mass's lowest row is on the floor, below
+    the wall/floor line. `masks` are accepted for the common signature and not used. Thresholds:
+    `JUDGE_DEFAULTS` (override by keyword; `**JUDGE_LENIENT` is the judge before the strict rules).
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"judge_samples expects images [N,3,H,W] in [0,1], got shape {tuple(images.shape)}")

@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from sri.bench.judge_check import load_pool, read_labels, split_of
 from sri.data import build_dataset
-from sri.metrics.stacks import JUDGE_DEFAULTS, judge_image
+from sri.metrics.stacks import JUDGE_LENIENT, judge_image
 
 
 def load(folder: str = "docs/judge") -> SimpleNamespace:
@@ -23,7 +23,7 @@ def load(folder: str = "docs/judge") -> SimpleNamespace:
         ds = build_dataset("blocks", None, "test", num=200, image_size=32, object_scale=scale)
         real += [ds[i]["image"].numpy() for i in range(len(ds))]
     return SimpleNamespace(imgs=imgs, eye=np.array([lab.get(int(i), -1) == 1 for i in ids]), dev=dev,
-                           base=np.array([judge_image(im, **JUDGE_DEFAULTS) for im in imgs]), real=real)
+                           base=np.array([judge_image(im, **JUDGE_LENIENT) for im in imgs]), real=real)
 
 
 def main_mass(img: np.ndarray, t_low: float = 0.08, gap: int = 1):
