@@ -3,24 +3,17 @@ import numpy as np
 from _data import main_mass
 from _rule import trial
 
+from sri.metrics.stacks import _background_gap
+
 
 def has_bg_gap(img, eps, min_cols):
-    """True when a row of the main mass matches its background colour wherever the mass continues."""
+    """True when a row of the main mass matches its background colour wherever the mass continues
+    (the rule now in `sri.metrics.stacks._background_gap`, which this trial calls)."""
     colour, _, comp, k = main_mass(img)
     if k == 0:
         return False
-    low = colour > 0.08
     mass = comp == np.argmax(np.bincount(comp.ravel())[1:]) + 1
-    rows = np.nonzero(mass.any(1))[0]
-    for r in range(rows.min() + 1, rows.max()):
-        bg = ~low[r]
-        cols = np.nonzero(mass[:r].any(0) & mass[r + 1:].any(0) & mass[r])[0]
-        if bg.sum() < 3 or len(cols) < min_cols:
-            continue
-        bgcol = np.median(img[:, r, bg], axis=1)
-        if np.all(np.abs(img[:, r, cols] - bgcol[:, None]).max(0) < eps):
-            return True
-    return False
+    return _background_gap(img, colour > 0.08, mass, eps, min_cols)
 
 
 if __name__ == "__main__":
