@@ -53,7 +53,8 @@ def row_for_model(model: str) -> tuple[int, str]:
     return t, r
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON where it parses (numbers, booleans, lists), else the text itself."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -513,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "=" not in item:
             raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        overrides[k.strip()] = _parse_value(v.strip())
+        overrides[k.strip()] = parse_value(v.strip())
     try:
         res = learn(args.model, args.dataset, minutes=args.minutes, steps=args.steps, preset=args.preset,
                     seed=args.seed, eval_every=args.eval_every, eval_num=args.eval_num,

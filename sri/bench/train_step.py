@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _model_options(model: str, items: list[str]) -> dict[str, Any]:
     """--option KEY=VALUE items as model options (values read as JSON where they parse), checked by name."""
-    from sri.bench.learn import _parse_value
+    from sri.bench.learn import parse_value
     from sri.models.registry import model_spec
 
     out: dict[str, Any] = {}
@@ -231,7 +231,7 @@ def _model_options(model: str, items: list[str]) -> dict[str, Any]:
         if key not in model_spec(model).defaults:
             raise SystemExit(f"--option {key}: not an option of model {model!r}; its options: "
                              f"{', '.join(model_spec(model).defaults)}")
-        out[key] = _parse_value(value)
+        out[key] = parse_value(value)
     return out
 
 

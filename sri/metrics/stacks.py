@@ -396,7 +396,7 @@ def _horizon(img: np.ndarray, fg: np.ndarray) -> int:
     return lo + int(np.nanargmax(window)) + 1
 
 
-def _faint_piece(colour: np.ndarray, comp: np.ndarray, sizes: np.ndarray, level: float, pixels: int) -> bool:
+def faint_piece(colour: np.ndarray, comp: np.ndarray, sizes: np.ndarray, level: float, pixels: int) -> bool:
     """Whether a piece other than the largest has `pixels` or more pixels coloured above `level`."""
     if pixels <= 0 or len(sizes) < 2:
         return False
@@ -405,7 +405,7 @@ def _faint_piece(colour: np.ndarray, comp: np.ndarray, sizes: np.ndarray, level:
     return any(c >= pixels for j, c in enumerate(counts) if j + 1 != main)
 
 
-def _background_gap(img: np.ndarray, coloured: np.ndarray, mass: np.ndarray, eps: float, min_cols: int) -> bool:
+def background_gap(img: np.ndarray, coloured: np.ndarray, mass: np.ndarray, eps: float, min_cols: int) -> bool:
     """Whether a row inside the mass (mass above and below) matches that row's background colour
     within `eps` in every one of at least `min_cols` columns: a gap the blur closed."""
     if eps <= 0:
@@ -443,7 +443,7 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     specks = np.nonzero(seen & (sizes < min_object * n))[0]
     if len(objects) != 1 or len(specks):
         return False  # nothing visible, two separate masses, or something floating
-    if _faint_piece(colour, comp, sizes, faint_level, faint_pixels):
+    if faint_piece(colour, comp, sizes, faint_level, faint_pixels):
         return False  # a faint coloured piece apart from the mass: floating, however pale
     mass = comp == objects[0] + 1
     if colour[mass].mean() < min_strength:
@@ -451,7 +451,7 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     bottom = int(np.nonzero(mass.any(1))[0].max())
     if bottom < _horizon(img, colour > t_high) + floor_margin:
         return False  # does not stand below the wall/floor line
-    return not _background_gap(img, colour > t_low, mass, gap_eps, gap_cols)
+    return not background_gap(img, colour > t_low, mass, gap_eps, gap_cols)
 
 
 def judge_samples(images: Tensor, masks: Tensor | None = None, **overrides: Any) -> Tensor:
