@@ -179,6 +179,7 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
     eye = eye_labels(labels, labels_file) if labels is not None else {}  # a bad labels file fails first
     recorded = [r for spec in add_results
                 for r in recorded_runs(spec, rows, steps, preset, eye if labels is not None else None)]
+    recorded_keys = {(r["row"], r["seed"]) for r in recorded}
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     unfinished: list[dict[str, Any]] = []
@@ -187,7 +188,7 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         for seed in seeds:
             d = out / row / f"seed{seed}"
             state, res = _state(d, steps, preset)
-            if state != "done" and (row, seed) in {(r["row"], r["seed"]) for r in recorded}:
+            if state != "done" and (row, seed) in recorded_keys:
                 continue  # measured earlier (--add-results): not trained again here
             if state != "done":
                 cmd = (f"python -m sri.bench compare --table {table} --rows {row} --seeds {seed} --steps {steps} "
