@@ -40,9 +40,10 @@ def test_learn_writes_curve_json_and_png(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 5000
 
 
-def _untrained(model: str, row: str, tmp_path) -> dict:
-    """The learning metrics of `model` (Table 2 `row`, demo preset) untrained, on the 320 held-out scenes."""
-    cfg = learning_config(model, preset="demo", steps=1, minutes=0, table=2, row=row, run_dir=tmp_path / "untrained")
+def _untrained(model: str, row: str, tmp_path, preset: str = "demo", overrides: dict | None = None) -> dict:
+    """The learning metrics of `model` (Table 2 `row` under `preset`) untrained, on the 320 held-out scenes."""
+    cfg = learning_config(model, preset=preset, steps=1, minutes=0, table=2, row=row, run_dir=tmp_path / "untrained",
+                          overrides=overrides)
     torch.manual_seed(0)
     untrained = build_model(cfg["model"], **cfg["model_options"])
     probe = CurveTrainer(cfg, None, eval_num=320)
@@ -303,13 +304,7 @@ def test_gen_learns_to_reconstruct_past_what_an_untrained_model_reaches(tmp_path
     1.65), so a regression that stops the GEN family (its mask VAE, component VAE or GECO) from
     learning fails here. It checks reconstruction only: GEN's ARI-FG is still erratic this early
     (0.00 / 0.00 / 0.09 / 0.00 at steps 250-1,000; measured 2026-12-07, docs/LEARNING.md "GEN")."""
-    cfg = learning_config("gen", preset="demo", steps=1, minutes=0, table=2, row="gen",
-                          run_dir=tmp_path / "untrained", overrides={"model_options.likelihood": "gaussian"})
-    torch.manual_seed(0)
-    untrained = build_model(cfg["model"], **cfg["model_options"])
-    probe = CurveTrainer(cfg, None, eval_num=320)
-    images, masks = probe.held_out()
-    assert reconstruction_metrics(untrained, images, masks, probe.baseline())["mse_ratio"] > 1.2
+    assert _untrained("gen", "gen", tmp_path, overrides={"model_options.likelihood": "gaussian"})["mse_ratio"] > 1.2
     res = learn("gen", steps=500, minutes=0, preset="demo", eval_every=500, num_samples=16,
                 out=tmp_path / "curve", table=2, row="gen", overrides={"model_options.likelihood": "gaussian"})
     final = res["points"][-1]
@@ -352,13 +347,7 @@ def test_emorl_learns_to_reconstruct_past_what_an_untrained_model_reaches(tmp_pa
     (docs/img/learn/emorl_cpu_400.json), so a regression that stops it learning fails here. Its
     ARI-FG is still near zero this early (0.05-0.07 at steps 200-300), so only reconstruction is
     checked."""
-    cfg = learning_config("emorl", preset="emorl_cpu", steps=1, minutes=0, table=2, row="emorl",
-                          run_dir=tmp_path / "untrained")
-    torch.manual_seed(0)
-    untrained = build_model(cfg["model"], **cfg["model_options"])
-    probe = CurveTrainer(cfg, None, eval_num=320)
-    images, masks = probe.held_out()
-    assert reconstruction_metrics(untrained, images, masks, probe.baseline())["mse_ratio"] > 1.5
+    assert _untrained("emorl", "emorl", tmp_path, preset="emorl_cpu")["mse_ratio"] > 1.5
     res = learn("emorl", steps=300, minutes=0, preset="emorl_cpu", eval_every=300, num_samples=16,
                 out=tmp_path / "curve", table=2, row="emorl")
     final = res["points"][-1]
