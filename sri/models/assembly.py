@@ -46,7 +46,8 @@ class SlotModel(nn.Module):
         return image_nll(x.float(), log_masks.float(), rgb.float(), o["pixel_std"], o["likelihood"], norm)
 
     def _run(self, x: Tensor, normalized: bool | None = None) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _run(x, normalized) "
+                                  f"(the assembly base class holds only what its models share)")
 
     def forward(self, x: Tensor) -> Any:
         """Training pass on x `[B, 3, H, W]` in [0, 1]: a `ModelOutput`."""
