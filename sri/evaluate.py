@@ -124,7 +124,7 @@ def _sample_batches(model: nn.Module, n: int, batch_size: int, gen: torch.Genera
 def _fid_and_sacc(model, data: _Data, want: list[str], *, device, batch_size, num_fid, num_sacc,
                   feature_extractor, progress, opts, log) -> dict[str, float]:
     from sri.metrics import fid as F
-    from sri.metrics.stacks import judge_samples
+    from sri.metrics.judge import judge_samples
 
     res: dict[str, float] = {}
     gen = torch.Generator(device=device).manual_seed(int(opts["seed"]))

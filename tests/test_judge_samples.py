@@ -187,7 +187,8 @@ def test_compare_adds_recorded_runs_with_eye_labels_read_again(tmp_path):
     assert "| genv2_g | 0* | " in (tmp_path / "c" / "results.md").read_text()  # per run, marked recorded
     # that file's S-Acc came from the judge before its strict rules: kept apart, not averaged in
     assert "sample_s_acc" not in res["runs"][0] and res["runs"][0]["sample_s_acc_other_judge"] > 0.9
-    assert "sample_s_acc" not in res["summary"]["sri_g"] and res["judge"]["faint_pixels"] == 1
+    assert "sample_s_acc" not in res["summary"]["sri_g"] and res["judge"]["rules"]["faint_pixels"] == 1
+    assert res["judge"]["method"] == "learned" and len(res["judge"]["learned"]["sha256"]) == 64
     d = compare(["d"], [], table=3, steps=18000, preset="scenes", out=tmp_path / "t3",
                 add_results=[str(root / "docs" / "results_scenes.json") + ":sri_g=d"])
     assert [(r["row"], r["recorded_as"], round(r["s_acc_eye"], 3)) for r in d["runs"]] == [("d", "sri_g", 0.768)]

@@ -143,9 +143,11 @@ def recorded_runs(spec: str, rows: Sequence[str], steps: int, preset: str,
         raise ResultsFileError(f"--add-results {path}: its runs are {rec.get('steps')} steps of preset "
                                f"{rec.get('preset')!r}, this comparison {steps} of {preset!r}; give a file "
                                f"of the same recipe")
-    from sri.metrics.stacks import JUDGE_DEFAULTS
+    from sri.configs import experiment_config
+    from sri.metrics.judge import judge_identity
 
-    same_judge = rec.get("judge") == JUDGE_DEFAULTS  # files without it predate the strict rules
+    # files without it predate the strict rules; rule-threshold dicts predate the learned judge
+    same_judge = rec.get("judge") == judge_identity(experiment_config(2, "sri_g", "blocks", preset)["image_size"])
     out = []
     for r in rec.get("runs", []):
         row = mapping.get(r["row"], r["row"])
@@ -238,9 +240,11 @@ def compare(rows: Sequence[str], seeds: Sequence[int], *, steps: int, preset: st
         if mine:
             table_rows[row] = {k: _summary([r[k] for r in mine if k in r]) for k in keys
                                if any(k in r for r in mine)}
-    from sri.metrics.stacks import JUDGE_DEFAULTS
+    from sri.configs import experiment_config
+    from sri.metrics.judge import judge_identity
 
-    result = {"judge": dict(JUDGE_DEFAULTS), "rows": list(rows),
+    size = experiment_config(2, "sri_g", "blocks", preset)["image_size"]
+    result = {"judge": judge_identity(size), "rows": list(rows),
               "seeds": sorted({r["seed"] for r in runs} | set(seeds)),
               "steps": steps, "preset": preset, "num": num,
               "runs": runs, "unfinished": unfinished,

@@ -167,14 +167,15 @@ def agreement(judged: np.ndarray, eye: np.ndarray) -> dict[str, float]:
 
 
 def _judges() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    from sri.metrics import stacks
+    from sri.metrics import judge, stacks
 
     def lenient(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return stacks.judge_samples(images, masks, **stacks.JUDGE_LENIENT)
+        return stacks.judge_samples_rules(images, masks, **stacks.JUDGE_LENIENT)
 
-    # the judge, the judge before its strict rules (for continuity with earlier reports), masks only
-    return {"masks_only": stacks.judge_samples_masks_only, "judge_samples": stacks.judge_samples,
-            "judge_samples_lenient": lenient}
+    # the judge (learned at 32x32), its rule-based part alone, the rules before their strict reading
+    # (for continuity with earlier reports), masks only
+    return {"masks_only": stacks.judge_samples_masks_only, "judge_samples": judge.judge_samples,
+            "judge_samples_rules": stacks.judge_samples_rules, "judge_samples_lenient": lenient}
 
 
 def repeatability(first: dict[int, int], second: dict[int, int], sources: dict[int, str],
@@ -232,6 +233,10 @@ def report(folder: Path, labels: Path | None = None, command: str = "",
             r[part] = agreement(judged[sel], eye[sel])
         r["by_source"] = {str(s): agreement(judged[keep & (pool["sources"] == s)], eye[keep & (pool["sources"] == s)])
                           for s in dict.fromkeys(pool["sources"])}
+        test = keep & (split == "test")  # a judge fit on dev labels is scored per checkpoint here only
+        r["by_source_test"] = {str(s): agreement(judged[test & (pool["sources"] == s)],
+                                                 eye[test & (pool["sources"] == s)])
+                               for s in dict.fromkeys(pool["sources"])}
         res["judges"][name] = r
     counts = read_counts(labels or folder / "labels.csv")
     has = np.array([int(i) in counts for i in ids])
@@ -269,9 +274,11 @@ def _print(res: dict[str, Any]) -> None:
             a = r[part]
             print(f"  {part:5} {a['n']:4}   {a['accuracy']:.3f}      {a['false_plausible']:.3f}            "
                   f"{a['false_implausible']:.3f}            {a['s_acc_eye']:.3f}      {a['s_acc_judge']:.3f}")
-        for src, a in r["by_source"].items():
-            print(f"  {src}: n {a['n']}, S-Acc eye {a['s_acc_eye']:.3f}, judge {a['s_acc_judge']:.3f}, "
-                  f"accuracy {a['accuracy']:.3f}")
+        for part, key in (("all", "by_source"), ("test (held out)", "by_source_test")):
+            print(f"  per checkpoint, {part}:")
+            for src, a in r[key].items():
+                print(f"    {src}: n {a['n']}, S-Acc eye {a['s_acc_eye']:.3f}, judge {a['s_acc_judge']:.3f}, "
+                      f"accuracy {a['accuracy']:.3f}")
 
 
 def _print_counts(res: dict[str, Any]) -> None:
@@ -301,7 +308,7 @@ def _print_repeat(res: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: `make-pool` or `report` (default)."""
+    """CLI entry point: `make-pool`, `sheet`, `fit` or `report` (default)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m sri.bench judge-check",
                                 description="The S-Acc judge against labels given by eye (docs/judge/).")
@@ -318,13 +325,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--cols", type=int, default=5)
     sp.add_argument("--folder", default="docs/judge")
     sp.add_argument("--out", required=True, help="PNG to write")
+    fp = sub.add_parser("fit", help="fit the learned judge on the dev part of the labels")
+    fp.add_argument("--folder", default="docs/judge")
+    fp.add_argument("--labels", default="docs/judge/labels_strict.csv", help="CSV id,label (the strict reading)")
+    fp.add_argument("--real", type=int, default=200,
+                    help="scenes per anchor kind (real, lifted, lifted by one row, faint piece on the wall)")
+    fp.add_argument("--out", default=None,
+                    help="weights JSON (default: the shipped sri/metrics/weights/judge_32.json)")
     rp = sub.add_parser("report", help="agreement of the judges with the labels")
     rp.add_argument("--folder", default="docs/judge")
     rp.add_argument("--labels", default=None, help="CSV id,label (default <folder>/labels.csv)")
     rp.add_argument("--json", default=None, help="also write the result here")
     rp.add_argument("--repeat", default=None,
                     help="CSV id,label of a second, blind labelling pass over some ids: report the eye's repeatability")
-    a = p.parse_args(argv if argv and argv[0] in ("make-pool", "sheet", "report", "-h", "--help")
+    a = p.parse_args(argv if argv and argv[0] in ("make-pool", "sheet", "fit", "report", "-h", "--help")
                      else ["report", *argv])
     cmd = "python -m sri.bench judge-check " + shlex.join(argv)
     if a.cmd == "make-pool":
@@ -345,6 +359,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _sheet(pool["images"][keep][order], pool["ids"][keep][order].tolist(), Path(a.out), cols=a.cols,
                scale=a.scale)
         print(f"{int(keep.sum())} samples drawn to {a.out}")
+        return 0
+    if a.cmd == "fit":
+        from sri.bench.judge_fit import fit_from_labels
+        from sri.metrics.learned_judge import WEIGHTS
+
+        if not Path(a.labels).is_file():
+            raise SystemExit(f"judge-check fit: no labels file {a.labels} (a CSV with columns id,label)")
+        out = Path(a.out) if a.out else WEIGHTS
+        res = fit_from_labels(Path(a.folder), Path(a.labels), out, real=a.real, command=cmd)
+        print(f"judge fit on {res['fit_on']['dev_samples']} dev labels + anchors {res['fit_on']['anchors']}: "
+              f"dev 5-fold accuracy {res['dev_cv_accuracy']:.3f} -> {out}")
         return 0
     for given in (a.labels, a.repeat):
         if given and not Path(given).is_file():

@@ -21,13 +21,14 @@ from sri.metrics.fid import (
     resolve_inception_weights,
     torch_fidelity_api,
 )
+from sri.metrics.judge import judge_identity, judge_samples
 from sri.metrics.stacks import (
     coloured_blocks,
     count_blocks,
     float_one_block,
     image_blocks,
-    judge_samples,
     judge_samples_masks_only,
+    judge_samples_rules,
     s_acc,
     stack_is_plausible,
     validate_stack_judge,
@@ -40,7 +41,7 @@ __all__ = [
     "feature_statistics", "fid_between", "fid_from_stats", "frechet_distance", "quantize_uint8",
     "register_feature_extractor", "resolve_inception_weights", "torch_fidelity_api",
     "coloured_blocks", "count_blocks", "image_blocks", "float_one_block", "judge_samples",
-    "judge_samples_masks_only", "s_acc", "stack_is_plausible",
+    "judge_samples_masks_only", "judge_samples_rules", "judge_identity", "s_acc", "stack_is_plausible",
     "validate_stack_judge", "order_consistency",
 ]
 

@@ -15,7 +15,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from sri.metrics.ari import ari_fg, nanmean
-from sri.metrics.stacks import coloured_blocks, count_blocks, image_blocks, judge_samples
+from sri.metrics.judge import judge_samples
+from sri.metrics.stacks import coloured_blocks, count_blocks, image_blocks
 
 __all__ = ["mean_image", "reconstruction_metrics", "sample_metrics", "data_reference"]
 

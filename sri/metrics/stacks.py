@@ -454,8 +454,8 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     return not background_gap(img, colour > t_low, mass, gap_eps, gap_cols)
 
 
-def judge_samples(images: Tensor, masks: Tensor | None = None, **overrides: Any) -> Tensor:
-    """S-Acc's judge: does each generated scene show one physically plausible stack? -> `[N]` bool.
+def judge_samples_rules(images: Tensor, masks: Tensor | None = None, **overrides: Any) -> Tensor:
+    """The rule-based S-Acc judge: does each generated scene show one plausible stack? -> `[N]` bool.
 
     `images` `[N,3,H,W]` in [0,1] and softmax `masks` `[N,K,1,H,W]`, as a model's `sample` returns
     them. The call is made from the image, as a person labelling samples makes it (the argmax of
@@ -468,6 +468,7 @@ def judge_samples(images: Tensor, masks: Tensor | None = None, **overrides: Any)
     background's colour (a gap the blur bridged), and the mass's lowest row is on the floor, below
     the wall/floor line. `masks` are accepted for the common signature and not used. Thresholds:
     `JUDGE_DEFAULTS` (override by keyword; `**JUDGE_LENIENT` is the judge before the strict rules).
+    `sri.metrics.judge_samples` uses it where no learned judge was fit for the image size.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"judge_samples expects images [N,3,H,W] in [0,1], got shape {tuple(images.shape)}")
