@@ -103,3 +103,18 @@ def test_judge_check_fit_end_to_end_on_a_tiny_pool(tmp_path):
     assert judge_probability(x, w).shape == (60,)
     with pytest.raises(SystemExit, match="no labels file"):
         main(["fit", "--folder", str(tmp_path), "--labels", str(tmp_path / "nope.csv")])
+
+
+def test_the_strict_labels_score_as_reported():
+    """docs/judge/report_strict.json is what `judge-check report --labels labels_strict.csv --repeat
+    labels_strict_repeat.csv` gives: the judges per part and the eye's strict repeatability."""
+    from sri.bench.judge_check import report
+
+    folder = ROOT / "docs" / "judge"
+    got = report(folder, folder / "labels_strict.csv", repeat=folder / "labels_strict_repeat.csv")
+    want = json.loads((folder / "report_strict.json").read_text())
+    for name in ("judge_samples", "judge_samples_rules"):
+        for part in ("all", "dev", "test"):
+            assert got["judges"][name][part]["n"] == want["judges"][name][part]["n"]
+            assert np.isclose(got["judges"][name][part]["accuracy"], want["judges"][name][part]["accuracy"])
+    assert np.isclose(got["repeat"]["agreement"], want["repeat"]["agreement"])
