@@ -24,6 +24,7 @@ def test_samples_command_writes_figures_and_a_sheet(tmp_path, capsys):
     assert samples_main([str(ck), "--num", "24", "--out", str(tmp_path / "out")]) == 0
     res = json.loads((tmp_path / "out" / "samples.json").read_text())
     assert res["step"] == 7 and res["num"] == 24 and "commit" in res
+    assert res["judge"]["method"] in ("learned", "rules")  # which judge gave sample_s_acc
     for key in ("sample_s_acc", "sample_visible_objects", "sample_coloured_objects", "order_consistency"):
         assert 0 <= res[key] <= 64, key
     assert math.isfinite(res["scene_fd"]) and res["scene_fd"] > 0

@@ -50,6 +50,7 @@ def measure_samples(checkpoint: str | Path, *, num: int = 1000, seed: int = 0, t
     from sri.bench.compare import generation_metrics
     from sri.checkpoint import load_model
     from sri.data import build_dataset
+    from sri.metrics.judge import judge_identity
     from sri.metrics.learning import data_reference
 
     model, ckpt = load_model(checkpoint, trust=trust)
@@ -65,7 +66,7 @@ def measure_samples(checkpoint: str | Path, *, num: int = 1000, seed: int = 0, t
     ref = data_reference(torch.stack([it["mask"] for it in items]), torch.stack([it["image"] for it in items]))
     return model, {"checkpoint": str(checkpoint), "step": ckpt.get("step"), "model": ckpt.get("model_name"),
                    "num": num, "seed": seed, "temperature": temperature, **res,
-                   "data_reference": ref}
+                   "judge": judge_identity(model.image_size), "data_reference": ref}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
