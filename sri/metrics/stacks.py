@@ -427,7 +427,7 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
                 faint_pixels: int = 0, gap_eps: float = 0.0, gap_cols: int = 2) -> bool:
     """One image `[3,H,W]` in [0,1]: one coloured mass, touching throughout, on the floor, and with
     the strict rules on (`faint_pixels`, `gap_eps` > 0) no faint piece apart and no background band
-    across the mass (see `judge_samples`)."""
+    across the mass (see `judge_samples_rules`)."""
     H, W = img.shape[1:]
     n = H * W
     colour = img.max(0) - img.min(0)  # the blocks are saturated, wall and floor nearly grey
