@@ -12,8 +12,6 @@ before any labelling, is held out: rules of the judge are developed on the other
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import shlex
 import sys
@@ -22,6 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
+from sri.bench.judge_pool import load_pool, read_counts, read_labels, split_of
 
 __all__ = ["RULES", "COUNT_RULES", "make_pool", "load_pool", "read_labels", "read_counts", "split_of", "agreement",
            "count_agreement", "report", "main"]
@@ -48,11 +48,6 @@ blocks (optional third column of labels.csv): the number of blocks a person sees
 whatever the label: a blob of one colour is one block unless an edge or a change of colour splits
 it; a faint, nearly grey smudge is not a block; blank where it cannot be told.
 """
-
-
-def split_of(sample_id: int) -> str:
-    """'test' for a fixed third of the ids (by hash, chosen before labelling), else 'dev'."""
-    return "test" if int(hashlib.sha256(str(int(sample_id)).encode()).hexdigest(), 16) % 3 == 0 else "dev"
 
 
 def _sheet(images: np.ndarray, ids: Sequence[int], path: Path, cols: int = 10, scale: int = 4) -> None:
@@ -105,43 +100,6 @@ def make_pool(checkpoints: Sequence[str], per_checkpoint: int, out: Path, *, see
             "per_checkpoint": per_checkpoint, "seed": seed, "ids": [int(ids[0]), int(ids[-1])]}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=1))
     return meta
-
-
-def load_pool(folder: Path) -> dict[str, np.ndarray]:
-    """Every pool in `folder` joined: images, masks, ids, sources (as checkpoint names)."""
-    parts = [np.load(p) for p in sorted(folder.glob("pool_*.npz"))]
-    if not parts:
-        raise FileNotFoundError(f"no pool_*.npz in {folder}: run `python -m sri.bench judge-check make-pool` first")
-    return {"images": np.concatenate([p["images"] for p in parts]),
-            "masks": np.concatenate([p["masks"] for p in parts]),
-            "ids": np.concatenate([p["ids"] for p in parts]),
-            "sources": np.concatenate([p["checkpoints"][p["sources"]] for p in parts])}
-
-
-def read_labels(path: Path) -> dict[int, int]:
-    """id -> 1 (plausible), 0 (implausible) or -1 (ambiguous) from a CSV with columns id,label."""
-    out: dict[int, int] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            lab = int(row["label"])
-            if lab not in (-1, 0, 1):
-                raise ValueError(f"{path}: label of id {row['id']} must be 1, 0 or -1, got {lab}")
-            out[int(row["id"])] = lab
-    return out
-
-
-def read_counts(path: Path) -> dict[int, int]:
-    """id -> blocks counted by eye, from the optional `blocks` column of the labels CSV (blank: not counted)."""
-    out: dict[int, int] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            value = (row.get("blocks") or "").strip()
-            if value:
-                if not value.isdigit():
-                    raise ValueError(f"{path}: blocks of id {row['id']} must be a count (0, 1, 2, ...) or blank, "
-                                     f"got {value!r}")
-                out[int(row["id"])] = int(value)
-    return out
 
 
 def count_agreement(counted: np.ndarray, eye: np.ndarray) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sri.bench.judge_check import load_pool, read_labels, split_of
+from sri.bench.judge_pool import load_pool, read_labels, split_of
 
 ANCHOR_KINDS = ("real", "lifted", "lifted_1_row", "faint_piece")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from sri.metrics.stacks import JUDGE_DEFAULTS, JUDGE_LENIENT, _horizon, background_gap, judge_image
+from sri.metrics.stacks import JUDGE_DEFAULTS, JUDGE_LENIENT, background_gap, judge_image, wall_floor_row
 
 LEVELS = (0.04, 0.06, 0.1, 0.16)
 # In the order `image_features` writes them; t<level>: traced at that colour level, 1-row gaps closed.
@@ -107,7 +107,7 @@ def image_features(img: np.ndarray) -> np.ndarray:
     top, bot = int(rows.min()), int(rows.max())
     near = ndimage.binary_dilation(mass, iterations=1)
     apart = ~near
-    horizon = _horizon(img, colour > d["t_high"])
+    horizon = wall_floor_row(img, colour > d["t_high"])
     above = np.zeros_like(mass)
     above[:top] = True
     floor = np.zeros_like(mass)

@@ -382,7 +382,7 @@ JUDGE_DEFAULTS = {"t_low": 0.08, "t_high": 0.16, "min_object": 0.02, "min_speck"
 JUDGE_LENIENT = {**JUDGE_DEFAULTS, "faint_pixels": 0, "gap_eps": 0.0}
 
 
-def _horizon(img: np.ndarray, fg: np.ndarray) -> int:
+def wall_floor_row(img: np.ndarray, fg: np.ndarray) -> int:
     """The wall/floor line: the row under the largest drop in mean background brightness
     (searched between 30% and 75% of the height; the wall is lighter than the floor)."""
     H = img.shape[1]
@@ -449,7 +449,7 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     if colour[mass].mean() < min_strength:
         return False  # a faint ghost of a scene
     bottom = int(np.nonzero(mass.any(1))[0].max())
-    if bottom < _horizon(img, colour > t_high) + floor_margin:
+    if bottom < wall_floor_row(img, colour > t_high) + floor_margin:
         return False  # does not stand below the wall/floor line
     return not background_gap(img, colour > t_low, mass, gap_eps, gap_cols)
 
