@@ -71,6 +71,13 @@ def dev_cv(x: np.ndarray, y: np.ndarray, extra_x: np.ndarray, extra_y: np.ndarra
     return acc
 
 
+def labels_digest(labels: dict[int, int], last_id: int) -> str:
+    """SHA-256 of the sorted `id,label` rows with id <= `last_id`: what the judge was fit on, unchanged
+    when later pools add labels of higher ids (a fresh check of the fitted judge)."""
+    rows = "\n".join(f"{i},{v}" for i, v in sorted(labels.items()) if i <= last_id)
+    return hashlib.sha256(rows.encode()).hexdigest()
+
+
 def fit_from_labels(folder: Path, labels: Path, out: Path, *, real: int = 200,
                     command: str = "") -> dict[str, Any]:
     """Fit the judge on the dev part of `labels` over the pools in `folder`; write and return the JSON."""
@@ -98,7 +105,7 @@ def fit_from_labels(folder: Path, labels: Path, out: Path, *, real: int = 200,
     cv = dev_cv(x, y, extra_x, extra_y)
     weights = fit_judge(np.concatenate([x, extra_x]), np.r_[y, extra_y])
     res = {**provenance(command), "image_size": size, **weights,
-           "fit_on": {"labels": labels.name, "labels_sha256": hashlib.sha256(labels.read_bytes()).hexdigest(),
+           "fit_on": {"labels": labels.name, "labels_digest": labels_digest(lab, int(ids.max())),
                       "dev_samples": int(dev.sum()), "dev_plausible": int(y.sum()),
                       "anchors": {k: kinds.count(k) for k in dict.fromkeys(kinds)},
                       "ids": [int(ids.min()), int(ids.max())]},

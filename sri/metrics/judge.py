@@ -7,6 +7,7 @@ at any other size, or when rule thresholds are overridden, the rule-based judge
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import torch
@@ -33,11 +34,13 @@ def judge_method(image_size: int, method: str = "auto") -> str:
 
 
 def judge_identity(image_size: int = 32) -> dict[str, Any]:
-    """What decides S-Acc at `image_size`: the method, the rule thresholds and (learned) the weights
-    file's SHA-256; results files record it so that S-Acc of different judges is not mixed."""
+    """What decides S-Acc at `image_size`: the method, the rule thresholds and (learned) the SHA-256 of
+    the fitted trees; results files record it so that S-Acc of different judges is not mixed."""
     out: dict[str, Any] = {"method": judge_method(image_size), "rules": dict(JUDGE_DEFAULTS)}
     if out["method"] == "learned":
-        out["learned"] = {"file": WEIGHTS.name, "sha256": hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()}
+        w = load_judge()
+        decision = json.dumps({k: w[k] for k in ("image_size", "num_features", "baseline", "trees")}, sort_keys=True)
+        out["learned"] = {"file": WEIGHTS.name, "sha256": hashlib.sha256(decision.encode()).hexdigest()}
     return out
 
 
