@@ -1,11 +1,11 @@
 """`python -m sri.bench judge-check fit`: fit the learned S-Acc judge on the dev part of eye labels.
 
 Training data: the pooled generated samples whose label (in `--labels`) is plausible or implausible
-and whose id is in the `dev` part (`judge_check.split_of`; the held-out third is never read), plus
+and whose id is in the `dev` part (`judge_pool.split_of`; the held-out third is never read), plus
 scenes whose answer is known by construction (`anchors`: `--real` real `blocks` training scenes,
-plausible, and the same scenes with a block floating), which anchor the judge where labels are few. Writes the weights
-and how they were fit (labels file and its SHA-256, counts, 5-fold dev cross-validation, command,
-commit) as one JSON file.
+plausible, and the same scenes with a block floating), which anchor the judge where labels are few.
+Writes the trees and how they were fit (labels file and a digest of the labels used, counts, 5-fold
+dev cross-validation, command, commit) as one JSON file.
 """
 from __future__ import annotations
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from sri.metrics.stacks import JUDGE_DEFAULTS, JUDGE_LENIENT, background_gap, judge_image, wall_floor_row
+from sri.metrics.stacks import (
+    JUDGE_DEFAULTS,
+    JUDGE_LENIENT,
+    background_gap,
+    coloured_components,
+    judge_image,
+    wall_floor_row,
+)
 
 LEVELS = (0.04, 0.06, 0.1, 0.16)
 # In the order `image_features` writes them; t<level>: traced at that colour level, 1-row gaps closed.
@@ -27,15 +34,6 @@ FEATURE_NAMES = (
     + [f"column_gap_{q}_{e}" for e in (0.06, 0.1) for q in ("share", "row_max")]
     + [f"{q}_unclosed_t{t}" for t in (0.08, 0.16) for q in ("objects", "rest_area")]
     + ["wall_colour", "floor_colour"])
-
-
-def _mass(colour: np.ndarray, t_low: float, g: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """Components of the pixels coloured above `t_low`, 1-row vertical gaps closed: (labels, count, sizes)."""
-    low = colour > t_low
-    if g:
-        low = low | ndimage.binary_closing(low, structure=np.ones((2 * g + 1, 1), bool))
-    comp, k = ndimage.label(low)
-    return comp, k, np.bincount(comp.ravel(), minlength=k + 1)[1:]
 
 
 def _runs(row: np.ndarray) -> int:
@@ -94,12 +92,12 @@ def image_features(img: np.ndarray) -> np.ndarray:
     colour = img.max(0) - img.min(0)
     f: list[float] = [float(judge_image(img, **d)), float(judge_image(img, **JUDGE_LENIENT))]
     for t in (0.05, d["t_low"], 0.12):
-        comp, k, sizes = _mass(colour, t, g)
+        comp, k, sizes = coloured_components(colour, t, g)
         strong = np.bincount(comp[colour > d["t_high"]].ravel(), minlength=k + 1)[1:]
         seen = strong >= d["min_speck"] * n
         f += [float(np.sum(seen & (sizes >= d["min_object"] * n))), float(np.sum(seen & (sizes < d["min_object"] * n))),
               float(k), (sizes.sum() - sizes.max()) / n if k else 0.0]
-    comp, k, sizes = _mass(colour, d["t_low"], g)
+    comp, k, sizes = coloured_components(colour, d["t_low"], g)
     if k == 0:
         return np.array(f + [0.0] * (len(FEATURE_NAMES) - len(f)), np.float32)
     mass = comp == int(np.argmax(sizes)) + 1
@@ -123,7 +121,7 @@ def image_features(img: np.ndarray) -> np.ndarray:
     for eps in (0.06, 0.1):
         f += list(_column_gaps(img, colour, mass, eps))
     for t in (0.08, 0.16):
-        _, k0, s0 = _mass(colour, t, 0)
+        _, k0, s0 = coloured_components(colour, t, 0)
         f += [float(np.sum(s0 >= d["min_object"] * n)), (s0.sum() - s0.max()) / n if k0 else 0.0]
     bg = ~near
     f += [float(colour[bg & ~floor].mean()) if (bg & ~floor).any() else 0.0,

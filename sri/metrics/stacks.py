@@ -422,6 +422,17 @@ def background_gap(img: np.ndarray, coloured: np.ndarray, mass: np.ndarray, eps:
     return False
 
 
+def coloured_components(colour: np.ndarray, t_low: float, g: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """4-connected components (blocks meeting at a corner do not touch) of the pixels whose colour
+    (max - min over RGB) exceeds `t_low`, vertical gaps of up to `g` rows closed (blocks one above the
+    other whose blurred boundary lost its colour still touch): (labels, count, sizes)."""
+    low = colour > t_low
+    if g:
+        low = low | ndimage.binary_closing(low, structure=np.ones((2 * g + 1, 1), bool))
+    comp, k = ndimage.label(low)
+    return comp, k, np.bincount(comp.ravel(), minlength=k + 1)[1:]
+
+
 def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: float, min_speck: float,
                 gap: int, min_strength: float, floor_margin: int, faint_level: float = 0.0,
                 faint_pixels: int = 0, gap_eps: float = 0.0, gap_cols: int = 2) -> bool:
@@ -431,12 +442,8 @@ def judge_image(img: np.ndarray, *, t_low: float, t_high: float, min_object: flo
     H, W = img.shape[1:]
     n = H * W
     colour = img.max(0) - img.min(0)  # the blocks are saturated, wall and floor nearly grey
-    low = colour > t_low  # hysteresis: masses are traced at a low colour level, kept if strongly coloured
-    g = gap * max(1, H // 32)
-    if g:  # blocks one above the other whose blurred boundary lost its colour still touch
-        low = low | ndimage.binary_closing(low, structure=np.ones((2 * g + 1, 1), bool))
-    comp, k = ndimage.label(low)  # 4-connected: blocks meeting at a corner do not touch
-    sizes = np.bincount(comp.ravel(), minlength=k + 1)[1:]
+    # hysteresis: masses are traced at a low colour level, kept if strongly coloured
+    comp, k, sizes = coloured_components(colour, t_low, gap * max(1, H // 32))
     strong = np.bincount(comp[colour > t_high].ravel(), minlength=k + 1)[1:]
     seen = strong >= min_speck * n  # a piece a person sees as coloured
     objects = np.nonzero(seen & (sizes >= min_object * n))[0]
